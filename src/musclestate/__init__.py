@@ -1,0 +1,37 @@
+"""musclestate: muscle activation, ankle angle and ankle moment from B-mode ultrasound.
+
+The public API is a handful of names; heavy modules (torch, PyAV) load only when used.
+
+After Cunningham & Loram (2019), "Estimation of absolute states of human skeletal muscle via
+standard B-mode ultrasound imaging and deep convolutional neural networks", arXiv:1907.01649.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved lazily on first attribute access (PEP 562).
+_API: dict[str, str] = {
+    "Recording": "musclestate.records",
+    "RecordingMeta": "musclestate.records",
+    "Signal": "musclestate.records",
+    "Target": "musclestate.records",
+    "TARGET_UNITS": "musclestate.records",
+    "MusclestateError": "musclestate.errors",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'musclestate' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,63 @@
+"""Atomic writes: build the output under a temporary name beside it, rename when complete.
+
+A crash or Ctrl-C in the middle leaves at most a hidden ``.NAME.tmp-*`` entry, never an output that
+looks complete. ``os.replace`` is atomic on POSIX and Windows for a file; a directory is moved into
+place after any previous one is moved aside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_file(dest: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path in ``dest``'s folder; on success rename it to ``dest``."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.tmp-", suffix=suffix, dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``dest``; on success move it to ``dest``.
+
+    With ``overwrite=False`` an existing ``dest`` is an error raised before any work starts.
+    """
+    dest = Path(dest)
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"{dest} already exists; choose another output or pass overwrite")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_text_atomic(dest: str | Path, text: str) -> Path:
+    """Write ``text`` to ``dest`` atomically (UTF-8) and return the path."""
+    with atomic_file(dest) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(dest)
