@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path  # noqa: F401  (used by the commands below)
-from typing import Annotated  # noqa: F401
+from typing import Annotated
 
 import typer
 from rich.console import Console
