@@ -1,0 +1,332 @@
+"""Frames in, muscle state out: the per-frame pipeline behind ``predict`` and ``stream``.
+
+frame ``(H, W)`` uint8 -> ROI (segment, fit geometry, cut MG/SOL patches, measure architecture)
+-> estimator (PyTorch bundle or its ONNX export) -> per-frame estimate, SD, quality flags.
+
+:class:`Predictor` is the Python API a lab's acquisition software can call::
+
+    from musclestate.inference import load_predictor
+    pred = load_predictor("bundle_dir")              # or backend="onnx"
+    for frame in frames:                             # (H, W) uint8, cropped B-mode
+        row = pred.step(frame, t_s=...)              # one-frame Estimates
+        print(row.mean["ankle_angle"][0], row.sd["ankle_angle"][0])
+
+Offline, :meth:`Predictor.run` batches a whole :class:`~musclestate.inference.sources.FrameSource`.
+The ROI stage and the estimator are plain objects with small interfaces (:class:`RoiStage`,
+:class:`Estimator`), so either can be replaced (tests use tiny fakes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from musclestate.errors import ConfigError
+from musclestate.inference.outputs import Estimates
+from musclestate.inference.sources import Frame, FrameSource
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnx")
+
+
+@dataclass(frozen=True)
+class RoiOutput:
+    """What the ROI stage gives for ``N`` frames.
+
+    Attributes:
+        patches: ``(N, C, h, w)`` float32 estimator input (C = 2: MG, SOL).
+        found: ``(N,)`` bool, False where no muscle was found (patches there are unusable).
+        features: ``(N, F)`` float64 architecture measures (NaN where unmeasurable).
+        outlines: per frame, a list of ``(K, 2)`` float arrays of ``(x, y)`` pixel coordinates to
+            draw on an overlay (aponeuroses, ROI boxes); empty where nothing was found.
+    """
+
+    patches: np.ndarray
+    found: np.ndarray
+    features: np.ndarray
+    outlines: Sequence[Sequence[np.ndarray]] = ()
+
+
+class RoiStage(Protocol):
+    """Finds the muscle and cuts the estimator's input patches."""
+
+    feature_names: tuple[str, ...]
+    feature_units: Mapping[str, str]
+
+    def __call__(
+        self, frames: np.ndarray, pixel_spacing_mm: tuple[float, float] | None
+    ) -> RoiOutput:
+        """``frames (N, H, W) uint8`` (consecutive frames of one input) -> :class:`RoiOutput`."""
+        ...
+
+    def reset(self) -> None:
+        """Forget any tracking state (call between inputs)."""
+        ...
+
+
+class Estimator(Protocol):
+    """Maps patches to per-target mean and SD in physical units."""
+
+    targets: tuple[str, ...]
+    units: Mapping[str, str]
+
+    def predict(self, patches: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``patches (N, C, h, w) float32`` -> ``{target: (mean (N,), sd (N,))}``."""
+        ...
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Settings of a prediction run (saved in every output's sidecar).
+
+    Attributes:
+        backend: ``"torch"`` (the bundle itself) or ``"onnx"`` (ONNX Runtime on its export).
+        batch_size: frames per estimator call offline (live runs use 1).
+        roi_every: run the segmenter on every k-th frame and track the muscle in between.
+        roi_scale: segmenter input size relative to the frame (0.5 = half resolution).
+        range_margin: fraction of the training range allowed beyond it before a frame is flagged
+            ``out_of_range``.
+        threads: CPU threads for PyTorch / ONNX Runtime (``None`` = library default).
+    """
+
+    backend: str = "torch"
+    batch_size: int = 32
+    roi_every: int = 1
+    roi_scale: float = 1.0
+    range_margin: float = 0.1
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend {self.backend!r} unknown; choose one of {BACKENDS}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.roi_every < 1:
+            raise ConfigError(
+                f"roi_every must be >= 1 (1 = segment every frame), got {self.roi_every}"
+            )
+        if not 0.1 <= self.roi_scale <= 1.0:
+            raise ConfigError(f"roi_scale must lie in [0.1, 1], got {self.roi_scale}")
+        if self.range_margin < 0:
+            raise ConfigError(f"range_margin must be >= 0, got {self.range_margin}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainingRange:
+    """The span of the training data, for the ``out_of_range`` flag.
+
+    Attributes:
+        targets: target name -> (min, max) seen in training, physical units.
+        features: architecture measure name -> (min, max) seen in training.
+    """
+
+    targets: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    features: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def flag(
+        self,
+        mean: Mapping[str, np.ndarray],
+        features: Mapping[str, np.ndarray],
+        margin: float,
+    ) -> np.ndarray:
+        """``(N,)`` bool: True where any estimate or measure lies beyond its range +- margin."""
+        n = len(next(iter(mean.values()))) if mean else len(next(iter(features.values()), []))
+        out = np.zeros(n, dtype=bool)
+        for table, ranges in ((mean, self.targets), (features, self.features)):
+            for name, (lo, hi) in ranges.items():
+                if name not in table:
+                    continue
+                pad = margin * (hi - lo)
+                v = np.asarray(table[name], dtype=np.float64)
+                with np.errstate(invalid="ignore"):
+                    out |= (v < lo - pad) | (v > hi + pad)
+        return out
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Estimates for one input plus what an overlay needs (outlines per frame)."""
+
+    estimates: Estimates
+    outlines: Sequence[Sequence[np.ndarray]] = ()
+
+
+class Predictor:
+    """Runs ROI + estimator on frames; holds tracking state between :meth:`step` calls.
+
+    Args:
+        roi: the ROI stage (see :class:`RoiStage`).
+        estimator: the estimator (see :class:`Estimator`).
+        config: run settings.
+        training_range: spans of the training data for the ``out_of_range`` flag.
+        info: provenance (bundle path and hash, card, backend) for sidecars.
+    """
+
+    def __init__(
+        self,
+        roi: RoiStage,
+        estimator: Estimator,
+        config: PredictorConfig | None = None,
+        *,
+        training_range: TrainingRange | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.roi = roi
+        self.estimator = estimator
+        self.config = config or PredictorConfig()
+        self.training_range = training_range or TrainingRange()
+        self.info = dict(info or {})
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(self.estimator.targets)
+
+    def reset(self) -> None:
+        """Start a new input: forget the ROI tracking state."""
+        self.roi.reset()
+
+    def predict_frames(
+        self,
+        frames: np.ndarray,
+        *,
+        t_s: np.ndarray | None = None,
+        index: np.ndarray | None = None,
+        pixel_spacing_mm: tuple[float, float] | None = None,
+    ) -> Prediction:
+        """Estimate ``frames (N, H, W) uint8`` (consecutive frames of one input) in one batch.
+
+        ``t_s`` and ``index`` default to ``arange(N)``; frames without a muscle get NaN
+        estimates and ``roi_found = False``.
+        """
+        frames = np.asarray(frames)
+        if frames.ndim == 2:
+            frames = frames[None]
+        if frames.ndim != 3 or frames.dtype != np.uint8:
+            raise ConfigError(f"frames must be (N, H, W) uint8, got {frames.shape} {frames.dtype}")
+        n = frames.shape[0]
+        idx = np.arange(n) if index is None else np.asarray(index, dtype=np.int64)
+        t = idx.astype(np.float64) if t_s is None else np.asarray(t_s, dtype=np.float64)
+        roi = self.roi(frames, pixel_spacing_mm)
+        found = np.asarray(roi.found, dtype=bool)
+        mean = {k: np.full(n, np.nan) for k in self.targets}
+        sd = {k: np.full(n, np.nan) for k in self.targets}
+        if found.any():
+            sel = np.flatnonzero(found)
+            patches = np.ascontiguousarray(roi.patches[sel], dtype=np.float32)
+            out = self.estimator.predict(patches)
+            for k in self.targets:
+                m, s = out[k]
+                mean[k][sel] = m
+                sd[k][sel] = s
+        feats = np.asarray(roi.features, dtype=np.float64).reshape(n, -1)
+        features = {name: feats[:, j] for j, name in enumerate(self.roi.feature_names)}
+        oor = self.training_range.flag(mean, features, self.config.range_margin) & found
+        est = Estimates(
+            frame=idx,
+            t_s=t,
+            mean=mean,
+            sd=sd,
+            units={k: self.estimator.units[k] for k in self.targets},
+            roi_found=found,
+            out_of_range=oor,
+            features=features,
+            feature_units=dict(self.roi.feature_units),
+        )
+        return Prediction(est, roi.outlines)
+
+    def step(
+        self,
+        frame: np.ndarray,
+        *,
+        t_s: float = 0.0,
+        index: int = 0,
+        pixel_spacing_mm: tuple[float, float] | None = None,
+    ) -> Estimates:
+        """Estimate one live frame ``(H, W) uint8``; tracking state carries to the next call."""
+        return self.predict_frames(
+            np.asarray(frame)[None],
+            t_s=np.array([t_s]),
+            index=np.array([index]),
+            pixel_spacing_mm=pixel_spacing_mm,
+        ).estimates
+
+    def run(
+        self,
+        source: FrameSource,
+        *,
+        keep_outlines: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> Prediction:
+        """Estimate every frame of ``source`` in batches of ``config.batch_size``.
+
+        ``progress(n)`` is called after each batch with the number of frames just done.
+        """
+        self.reset()
+        spacing = source.info.pixel_spacing_mm
+        parts: list[Estimates] = []
+        outlines: list[Sequence[np.ndarray]] = []
+        buf: list[Frame] = []
+
+        def flush() -> None:
+            p = self.predict_frames(
+                np.stack([f.image for f in buf]),
+                t_s=np.array([f.t_s for f in buf]),
+                index=np.array([f.index for f in buf]),
+                pixel_spacing_mm=spacing,
+            )
+            parts.append(p.estimates)
+            if keep_outlines:
+                outlines.extend(p.outlines or [[] for _ in buf])
+            if progress is not None:
+                progress(len(buf))
+            buf.clear()
+
+        for fr in source:
+            buf.append(fr)
+            if len(buf) >= self.config.batch_size:
+                flush()
+        if buf:
+            flush()
+        if not parts:
+            from musclestate.errors import MediaError
+
+            raise MediaError("the input delivered no frames", source.info.location)
+        return Prediction(Estimates.concat(parts), outlines)
+
+
+def provenance(
+    predictor: Predictor, source: FrameSource, *, input_sha256: str | None = None
+) -> dict[str, Any]:
+    """What produced a result, for its JSON sidecar."""
+    from musclestate import __version__
+
+    si = source.info
+    return {
+        "musclestate_version": __version__,
+        "bundle": predictor.info,
+        "input": {
+            "location": si.location,
+            "sha256": input_sha256,
+            "crop_xywh": si.crop,
+            "flip_horizontal": si.flip_horizontal,
+            "pixel_spacing_mm": si.pixel_spacing_mm,
+            "fps": None if not np.isfinite(si.fps) else si.fps,
+            **{k: v for k, v in si.extra.items() if k != "format" or v},
+        },
+        "settings": predictor.config.to_dict(),
+    }
+
+
+def resolve_path(p: str | Path) -> str:
+    return str(Path(p).resolve())
