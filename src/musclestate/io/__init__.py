@@ -1,1 +1,66 @@
-"""io stage."""
+"""Readers and writers: ultrasound media in, :class:`~musclestate.records.Recording` out.
+
+- :mod:`musclestate.io.video`: MP4/AVI/MOV/WMV via PyAV (``read_video``, ``write_video``,
+  ``find_repeated_frames``);
+- :mod:`musclestate.io.images`: folders of PNG/TIFF/BMP/JPEG (``read_image_folder``);
+- :mod:`musclestate.io.dicom`: single- and multi-frame DICOM (``read_dicom``);
+- :mod:`musclestate.io.signals`: lab signals from CSV, MATLAB .mat and C3D (``read_signals``).
+
+:func:`read_recording` picks the reader from the path. Submodules import their heavy library
+(PyAV, pydicom, h5py, ezc3d) only when first used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from musclestate.errors import MediaError
+from musclestate.records import Recording
+
+__all__ = ["read_recording"]
+
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+
+
+def read_recording(path: str | Path, **kw: Any) -> Recording:
+    """Read a video file, DICOM file or image folder, choosing the reader from the path.
+
+    A folder goes to :func:`~musclestate.io.images.read_image_folder` (needs ``fps=``), a
+    ``.dcm`` file (or any file starting with the DICOM preamble ``DICM`` at byte 128) to
+    :func:`~musclestate.io.dicom.read_dicom`, a video suffix to
+    :func:`~musclestate.io.video.read_video`. Keyword arguments go to that reader.
+
+    Raises:
+        MediaError: missing path or a suffix no reader knows (the message lists the known ones).
+    """
+    from musclestate.io import video
+
+    path = Path(path)
+    if not path.exists():
+        raise MediaError("file or folder not found; check the path", path)
+    if path.is_dir():
+        from musclestate.io import images
+
+        return images.read_image_folder(path, **kw)
+    suffix = path.suffix.lower()
+    if suffix in _DICOM_SUFFIXES or _has_dicom_preamble(path):
+        from musclestate.io import dicom
+
+        return dicom.read_dicom(path, **kw)
+    if suffix in video.VIDEO_SUFFIXES:
+        return video.read_video(path, **kw)
+    raise MediaError(
+        f"unknown media type {suffix!r}; expected a folder of images, DICOM "
+        f"({', '.join(_DICOM_SUFFIXES)}) or video ({', '.join(video.VIDEO_SUFFIXES)})",
+        path,
+    )
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
