@@ -7,7 +7,15 @@ dataset the run names (example frames with their ROI).
 
 from __future__ import annotations
 
+from musclestate.report.console import metrics_table
 from musclestate.report.html import render_report, write_report
 from musclestate.report.results import RunResults, load_run, summary_rows
 
-__all__ = ["RunResults", "load_run", "render_report", "summary_rows", "write_report"]
+__all__ = [
+    "RunResults",
+    "load_run",
+    "metrics_table",
+    "render_report",
+    "summary_rows",
+    "write_report",
+]

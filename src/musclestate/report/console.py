@@ -1,0 +1,59 @@
+"""The metrics summary as a rich table, for the terminal (``musclestate demo``, ``cv``, ``report``).
+
+Library code builds the table; only the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from rich.table import Table
+
+from musclestate.report.results import summary_rows
+
+
+def _f(v: float, digits: int) -> str:
+    return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def metrics_table(metrics: Mapping[str, Any], title: str | None = None) -> Table:
+    """Per target and model: held-out R² (mean ± SD across participants), mean r, mean RMSE
+    (in the target's unit); the best R² per target in bold green.
+
+    Args:
+        metrics: parsed ``metrics.json`` of a cross-validation run.
+        title: table title (default names the number of folds).
+    """
+    rows = summary_rows(metrics)
+    folds = metrics.get("folds", "?")
+    table = Table(
+        title=title or f"held-out participants, {folds}-fold participant-wise cross-validation",
+        title_justify="left",
+    )
+    table.add_column("target", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    table.add_column("R² mean ± SD", justify="right")
+    table.add_column("r", justify="right")
+    table.add_column("RMSE", justify="right")
+    best: dict[str, float] = {}
+    for r in rows:
+        if math.isfinite(r["r2_mean"]):
+            best[r["target"]] = max(best.get(r["target"], -math.inf), r["r2_mean"])
+    last = None
+    for r in rows:
+        if last is not None and r["target"] != last:
+            table.add_section()
+        name = f"{r['target']} ({r['unit']})" if r["target"] != last else ""
+        last = r["target"]
+        style = "bold green" if r["r2_mean"] == best.get(r["target"]) else None
+        table.add_row(
+            name,
+            r["label"],
+            f"{_f(r['r2_mean'], 3)} ± {_f(r['r2_sd'], 3)}",
+            _f(r["r_mean"], 3),
+            _f(r["rmse_mean"], 2),
+            style=style,
+        )
+    return table
