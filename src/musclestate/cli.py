@@ -49,6 +49,102 @@ def _root(
 
 # ---- estimation: train, cv, cv collect, report, demo -------------------------------------------
 
+# (report, demo)
+
+
+@app.command("report")
+def report_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `musclestate cv`.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML file to write [default: RUN/report.html].")
+    ] = None,
+    examples: Annotated[int, typer.Option(help="Example frames with their ROI overlay.")] = 4,
+) -> None:
+    """Write one self-contained HTML report of a cross-validation run."""
+    import json
+
+    from musclestate.report import metrics_table, write_report
+
+    path = write_report(run, out, n_examples=examples)
+    con = Console()
+    con.print(metrics_table(json.loads((run / "metrics.json").read_text(encoding="utf-8"))))
+    con.print(f"report: {path}")
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-output"),
+    participants: Annotated[int | None, typer.Option(help="Phantom participants.")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Seconds recorded per participant.")] = None,
+    fps: Annotated[float | None, typer.Option(help="Simulated frame rate.")] = None,
+    folds: Annotated[int | None, typer.Option(help="Cross-validation folds.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum training epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of cohort and training.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Reuse an --out folder that is not a previous demo output.")
+    ] = False,
+) -> None:
+    """Simulate a phantom cohort, import it, find the muscle, cross-validate, write a report."""
+    import dataclasses
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from musclestate.demo import STAGES, DemoConfig, run_demo
+    from musclestate.report import metrics_table
+
+    cfg = DemoConfig()
+    given = {"participants": participants, "seconds": seconds, "fps": fps, "folds": folds}
+    given["seed"] = seed
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, train={**cfg.train, "epochs": epochs})
+    con = Console()
+    con.print(
+        f"demo: {cfg.participants} phantom participants x {cfg.seconds:g} s at {cfg.fps:g} fps, "
+        f"{cfg.size[0]}x{cfg.size[1]} px, {cfg.folds}-fold participant-wise CV -> {out}"
+    )
+    columns = (
+        TextColumn("{task.description:<15}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        TextColumn("[dim]{task.fields[detail]}"),
+    )
+    with Progress(*columns, console=con) as bar:
+        tasks = {s: bar.add_task(s, total=None, start=False, rate="", detail="") for s in STAGES}
+
+        def progress(stage: str, done: int, total: int | None, detail: str) -> None:
+            task = tasks[stage]
+            if not bar.tasks[task].started:
+                bar.start_task(task)
+            for s in STAGES[: STAGES.index(stage)]:
+                t = bar.tasks[tasks[s]]
+                if not t.finished:
+                    bar.update(tasks[s], total=t.completed or 1, completed=t.completed or 1)
+            speed = bar.tasks[task].speed
+            rate = f"{speed:.1f}/s" if speed else ""
+            bar.update(task, completed=done, total=total, rate=rate, detail=detail[:40])
+
+        result = run_demo(out, cfg, overwrite=overwrite, progress=progress)
+        for s in STAGES:
+            t = bar.tasks[tasks[s]]
+            bar.update(tasks[s], total=t.completed or 1, completed=t.completed or 1)
+    con.print(metrics_table(result.metrics))
+    con.print(f"wall time {result.timings_s['total'] / 60:.1f} min; report: {result.report}")
+
+
 # ---- inference: predict, stream, export --------------------------------------------------------
 
 
