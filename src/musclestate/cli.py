@@ -43,6 +43,97 @@ def _root(
 
 # ---- io / dataset: import, inspect -------------------------------------------------------------
 
+
+@app.command("import")
+def import_cmd(
+    manifest: Annotated[Path, typer.Argument(help="TOML import manifest (see docs/manifest.md).")],
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder to create.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset at --out.")] = False,
+    compression: Annotated[
+        str, typer.Option(help="Frame compression: gzip (level 1), lzf or none.")
+    ] = "gzip",
+) -> None:
+    """Import a lab's recordings listed in a TOML manifest into a dataset."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from musclestate.dataset import import_manifest, open_dataset
+
+    con = Console()
+    columns = (
+        TextColumn("import"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        TextColumn("[dim]{task.fields[detail]}"),
+    )
+    with Progress(*columns, console=con) as bar:
+        task = bar.add_task("import", total=None, rate="", detail="")
+
+        def progress(done: int, total: int | None, label: str) -> None:
+            speed = bar.tasks[task].speed
+            rate = f"{speed * 60:.1f} rec/min" if speed else ""
+            bar.update(task, completed=done, total=total, rate=rate, detail=label[:40])
+
+        path = import_manifest(
+            manifest, out, overwrite=overwrite, progress=progress, compression=compression
+        )
+    s = open_dataset(path).summary()
+    con.print(
+        f"dataset {path}: {s['recordings']} recordings, {s['participants']} participants, "
+        f"{s['frames']} frames"
+    )
+
+
+@app.command("inspect")
+def inspect_cmd(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show what a dataset holds: recordings, participants, frames, targets (unit, min, max)."""
+    import json
+
+    from rich.table import Table
+
+    from musclestate.dataset import open_dataset
+
+    with open_dataset(dataset) as ds:
+        s = ds.summary()
+    if as_json:
+        typer.echo(json.dumps(s, indent=2))
+        return
+    con = Console()
+    shapes = s["frame_shapes"]
+    shape = "x".join(map(str, s["frame_shape"])) if s["frame_shape"] else ", ".join(shapes)
+    con.print(
+        f"[bold]{s['path']}[/]: {s['recordings']} recordings, {s['participants']} participants, "
+        f"{s['frames']} frames of {shape} px"
+    )
+    t = Table(title="targets")
+    for col in ("target", "unit", "min", "max"):
+        t.add_column(col, justify="right" if col in ("min", "max") else "left")
+    for name, v in s["targets"].items():
+        t.add_row(name, v["unit"], f"{v['min']:.4g}", f"{v['max']:.4g}")
+    con.print(t)
+    r = Table(title="recordings")
+    for col in ("id", "participant", "trial", "task", "frames"):
+        r.add_column(col, justify="right" if col == "frames" else "left")
+    for rid, v in s["per_recording"].items():
+        r.add_row(rid, v["participant"], v["trial"], v["task"], str(v["frames"]))
+    con.print(r)
+    if s["derived"]:
+        con.print(f"derived groups: {', '.join(s['derived'])}")
+
+
 # ---- phantom: simulate -------------------------------------------------------------------------
 
 # ---- roi: roi train / evaluate / show ----------------------------------------------------------
