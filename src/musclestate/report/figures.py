@@ -23,6 +23,7 @@ _PRED = "#1f77b4"
 _TRUE = "#222222"
 _MODEL_COLOURS = {"cnn": "#1f77b4", "feature_baseline": "#ff7f0e", "mean_predictor": "#9e9e9e"}
 _ROI_COLOURS = ("#e41a1c", "#4daf4a")  # MG, SOL
+_LINE_COLOURS = ("#ffd92f", "#00bcd4")  # superficial, deep aponeurosis
 
 
 def to_png(fig: Figure, dpi: int = 96) -> bytes:
@@ -277,7 +278,7 @@ def roi_examples_figure(examples: Sequence[RoiExample]) -> Figure:
         ax.imshow(e.frame, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         for i, (name, pts) in enumerate(e.lines.items()):
             pts = np.asarray(pts, dtype=float)
-            ax.plot(pts[:, 0], pts[:, 1], color=f"C{(i + 1) % 10}", lw=1.2, label=name)
+            ax.plot(pts[:, 0], pts[:, 1], color=_LINE_COLOURS[i % 2], lw=1.2, label=name)
         for i, (name, pts) in enumerate(e.outlines.items()):
             pts = np.asarray(pts, dtype=float)
             closed = np.vstack([pts, pts[:1]])

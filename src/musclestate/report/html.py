@@ -135,6 +135,8 @@ def _calibration_table(stats: Mapping[str, Mapping[str, float]], stored: Any) ->
 def _roi_section(res: RunResults, n_examples: int) -> str:
     from musclestate.report.roi_examples import load_roi_examples
 
+    if n_examples <= 0:
+        return "<p>No example frames were asked for.</p>"
     try:
         examples, note = load_roi_examples(res, n_examples)
     except MusclestateError as exc:
