@@ -1,0 +1,188 @@
+"""Training configuration: validated, frozen dataclasses saved next to every model and run.
+
+Code receives a :class:`TrainConfig`, never reads settings from files deep inside. ``to_dict`` /
+``from_dict`` round-trip through JSON; unknown keys are an error (no silently dropped options).
+
+The defaults are sized for a 2-core CPU: a compact residual CNN on 2 x 48 x 48 patches
+(MG, SOL), batches of 64, at most 30 epochs with early stopping on validation participants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from musclestate.errors import ConfigError
+from musclestate.records import TARGET_UNITS
+
+INPUT_KINDS = ("patches", "frame")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Image augmentation applied to training frames only (never validation or test).
+
+    Attributes:
+        gain: brightness gain drawn uniformly from ``[1 - gain, 1 + gain]`` per image.
+        gamma: gamma drawn log-uniformly from ``[1 / (1 + gamma), 1 + gamma]`` per image.
+        noise_sd: SD of additive Gaussian noise, in units of full scale (0..1 image).
+        shift_px: integer shift drawn uniformly from ``[-shift_px, shift_px]`` rows and columns
+            (edge pixels replicate).
+    """
+
+    gain: float = 0.15
+    gamma: float = 0.2
+    noise_sd: float = 0.02
+    shift_px: int = 2
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.gain < 1, f"augment.gain must be in [0, 1), got {self.gain}")
+        _check(0 <= self.gamma < 2, f"augment.gamma must be in [0, 2), got {self.gamma}")
+        _check(self.noise_sd >= 0, f"augment.noise_sd must be >= 0, got {self.noise_sd}")
+        _check(self.shift_px >= 0, f"augment.shift_px must be >= 0, got {self.shift_px}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.gain or self.gamma or self.noise_sd or self.shift_px)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how an estimator is trained and evaluated.
+
+    Attributes:
+        network: registry name (see :func:`musclestate.models.networks.available_networks`).
+        network_params: keyword arguments for the network builder (e.g. ``{"widths": [16, 32]}``).
+        input: ``"patches"`` (the MG + SOL patches of the dataset's ``roi`` group, the paper's
+            setting) or ``"frame"`` (the whole frame, resized, for comparison).
+        image_size: ``(h, w)`` every input image is resized to (area interpolation).
+        context: neighbouring frames on each side stacked as extra channels (0 = single frame);
+            a network then sees ``channels * (2 * context + 1)`` channels, edges replicate.
+        targets: target names to train on; empty = every target the dataset has.
+        frame_stride: use every ``frame_stride``-th frame of each recording (training and
+            evaluation alike) to cut cost on large cohorts.
+        epochs: maximum training epochs.
+        patience: early-stopping patience in epochs on the validation participants' loss.
+        batch_size: global batch size (split across DDP processes).
+        lr: AdamW learning rate (cosine-annealed to 5 % over ``epochs``).
+        weight_decay: AdamW weight decay.
+        val_participants: participants held out of each training side for early stopping,
+            model selection, ridge alpha and uncertainty calibration (at least 1).
+        seed: seed of every random choice (splits, initialisation, order, augmentation).
+        augment: see :class:`AugmentConfig`.
+        accelerator, devices, num_nodes, strategy: passed to ``lightning.Trainer``
+            (e.g. ``"gpu"``, ``4``, ``2``, ``"ddp"``); ``strategy="auto"`` on one device.
+        num_threads: torch intra-op threads on CPU (0 = leave torch's default).
+        ridge_alphas: candidate ridge penalties of the feature baseline (chosen on validation).
+    """
+
+    network: str = "compact_resnet"
+    network_params: dict[str, Any] = field(default_factory=dict)
+    input: str = "patches"
+    image_size: tuple[int, int] = (48, 48)
+    context: int = 0
+    targets: tuple[str, ...] = ()
+    frame_stride: int = 1
+    epochs: int = 30
+    patience: int = 6
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_participants: int = 1
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    num_threads: int = 0
+    ridge_alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+
+    def __post_init__(self) -> None:
+        from musclestate.models.networks import check_network_name
+
+        check_network_name(self.network)
+        _check(self.input in INPUT_KINDS, f"input must be one of {INPUT_KINDS}, got {self.input!r}")
+        size = tuple(int(s) for s in self.image_size)
+        _check(
+            len(size) == 2 and min(size) >= 8,
+            f"image_size must be (h, w) with both >= 8, got {self.image_size!r}",
+        )
+        object.__setattr__(self, "image_size", size)
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "ridge_alphas", tuple(float(a) for a in self.ridge_alphas))
+        object.__setattr__(self, "network_params", dict(self.network_params))
+        for name in self.targets:
+            _check(
+                name in TARGET_UNITS,
+                f"unknown target {name!r}; valid targets are {', '.join(TARGET_UNITS)}",
+            )
+        _check(0 <= self.context <= 8, f"context must be in 0..8, got {self.context}")
+        _check(self.frame_stride >= 1, f"frame_stride must be >= 1, got {self.frame_stride}")
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        _check(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(
+            self.val_participants >= 1,
+            f"val_participants must be >= 1 (early stopping needs unseen people), "
+            f"got {self.val_participants}",
+        )
+        _check(self.num_nodes >= 1, f"num_nodes must be >= 1, got {self.num_nodes}")
+        _check(self.num_threads >= 0, f"num_threads must be >= 0, got {self.num_threads}")
+        _check(
+            len(self.ridge_alphas) > 0 and all(a > 0 for a in self.ridge_alphas),
+            f"ridge_alphas must be positive numbers, got {self.ridge_alphas}",
+        )
+        if isinstance(self.augment, dict):
+            object.__setattr__(self, "augment", AugmentConfig(**self.augment))
+
+    @property
+    def in_channels_per_frame(self) -> int:
+        """Image channels of one frame: 2 (MG, SOL) for patches, 1 for the full frame."""
+        return 2 if self.input == "patches" else 1
+
+    @property
+    def in_channels(self) -> int:
+        """Channels the network sees, temporal context included."""
+        return self.in_channels_per_frame * (2 * self.context + 1)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size)
+        d["targets"] = list(self.targets)
+        d["ridge_alphas"] = list(self.ridge_alphas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown training setting(s) {unknown}; valid settings are {sorted(names)}"
+            )
+        d = dict(d)
+        if "augment" in d and isinstance(d["augment"], dict):
+            a_names = {f.name for f in dataclasses.fields(AugmentConfig)}
+            bad = sorted(set(d["augment"]) - a_names)
+            if bad:
+                raise ConfigError(f"unknown augment setting(s) {bad}; valid are {sorted(a_names)}")
+            d["augment"] = AugmentConfig(**d["augment"])
+        for key in ("image_size", "targets", "ridge_alphas"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)

@@ -1,0 +1,283 @@
+"""Lightning training of one estimator: module, data module, and :func:`fit_estimator`.
+
+Loss: mean squared error of the normalised targets (unknown targets masked) plus the Gaussian
+negative log-likelihood of the log-variance head with the mean detached, so the spread is
+learned without pulling the mean (cf. Seitzer et al. 2022, "On the pitfalls of heteroscedastic
+uncertainty estimation with probabilistic neural networks", ICLR). Early stopping and the
+choice of checkpoint use the MSE on validation participants from the training side; the
+predicted SD is then rescaled per target so that it matches the error on those same
+validation participants (a one-parameter variance calibration, Kuleshov et al. 2018).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from musclestate.models.networks import build_network
+from musclestate.training.config import TrainConfig
+from musclestate.training.data import (
+    ChunkSampler,
+    EpochBatchSampler,
+    ExampleSet,
+    FrameDataset,
+    ProgressFn,
+    TargetNorm,
+)
+
+log = logging.getLogger(__name__)
+
+LOGVAR_RANGE = (-12.0, 8.0)
+
+
+class EstimatorModule(L.LightningModule):
+    """A registered network trained on normalised targets with a Gaussian head.
+
+    Args:
+        config: the training configuration (network, lr, epochs, ...).
+        n_targets: number of targets (the network outputs ``2 * n_targets``).
+    """
+
+    def __init__(self, config: TrainConfig, n_targets: int) -> None:
+        super().__init__()
+        self.config = config
+        self.n_targets = n_targets
+        self.net = build_network(
+            config.network, config.in_channels, n_targets, config.network_params
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, C, h, w)`` in 0..1 -> normalised means and log-variances, each ``(N, T)``."""
+        out = self.net(x)
+        mu, logvar = out[:, : self.n_targets], out[:, self.n_targets :]
+        return mu, logvar.clamp(*LOGVAR_RANGE)
+
+    def _losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y, mask = batch
+        mu, logvar = self(x)
+        m = mask.to(mu.dtype)
+        n = m.sum().clamp_min(1.0)
+        mse = (((mu - y) ** 2) * m).sum() / n
+        nll = (0.5 * (logvar + (y - mu.detach()) ** 2 * torch.exp(-logvar)) * m).sum() / n
+        return mse, nll
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        mse, nll = self._losses(batch)
+        loss = mse + nll
+        self.log("train_mse", mse, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("train_nll", nll, on_step=False, on_epoch=True, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        mse, nll = self._losses(batch)
+        bs = int(batch[0].shape[0])
+        self.log("val_mse", mse, on_epoch=True, sync_dist=True, batch_size=bs)
+        self.log("val_nll", nll, on_epoch=True, sync_dist=True, batch_size=bs)
+
+    def configure_optimizers(self) -> Any:
+        c = self.config
+        opt = torch.optim.AdamW(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs, eta_min=c.lr / 20)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+class EstimatorData(L.LightningDataModule):
+    """Serves the training and validation participants' examples to a Trainer.
+
+    The training loader is built when the Trainer asks for it, so that each DDP process knows its
+    rank and takes its slice of every global batch (:class:`EpochBatchSampler`).
+    """
+
+    def __init__(
+        self, train: ExampleSet, val: ExampleSet, norm: TargetNorm, config: TrainConfig
+    ) -> None:
+        super().__init__()
+        self.train_set = FrameDataset(train, norm, config.augment, config.seed)
+        self.val_set = FrameDataset(val, norm)
+        self.config = config
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = 0, 1
+        if self.trainer is not None:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        sampler = EpochBatchSampler(
+            len(self.train_set), self.config.batch_size, self.config.seed, rank, world
+        )
+        return DataLoader(self.train_set, sampler=sampler, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        sampler = ChunkSampler(len(self.val_set), max(self.config.batch_size, 256))
+        return DataLoader(self.val_set, sampler=sampler, batch_size=None)
+
+
+class _Progress(Callback):
+    """Reports finished epochs to a ``progress(description, done, total)`` function."""
+
+    def __init__(self, progress: ProgressFn, description: str, total: int) -> None:
+        self.progress, self.description, self.total = progress, description, total
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.progress(self.description, trainer.current_epoch + 1, self.total)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A trained estimator: best network weights plus what is needed to use them.
+
+    Attributes:
+        state_dict: the network's weights at the best validation epoch (CPU tensors).
+        norm: target normalisation fitted on the training participants.
+        sd_scale: ``(n_targets,)`` factor on the predicted SD, fitted on validation participants.
+        best_epoch: 0-based epoch of the chosen checkpoint.
+        epochs_run: epochs trained (early stopping may end before ``config.epochs``).
+        val_mse: validation MSE (normalised units) of the chosen checkpoint.
+        is_global_zero: False in the non-zero processes of a DDP run (they should not write).
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    norm: TargetNorm
+    sd_scale: np.ndarray
+    best_epoch: int
+    epochs_run: int
+    val_mse: float
+    is_global_zero: bool = True
+
+
+def fit_estimator(
+    train: ExampleSet,
+    val: ExampleSet,
+    config: TrainConfig,
+    workdir: str | Path,
+    *,
+    resume: bool = False,
+    progress: ProgressFn | None = None,
+    description: str = "training",
+    callbacks: list[Callback] | None = None,
+) -> FitResult:
+    """Train one estimator on ``train``, choosing the epoch on ``val`` (other participants).
+
+    Checkpoints go to ``workdir/checkpoints`` every epoch (``last.ckpt``) plus the best one;
+    ``resume=True`` continues from ``last.ckpt`` when it exists and ends exactly where an
+    uninterrupted run would (stateless seeded order and augmentation, deterministic kernels).
+    Without ``resume`` an old ``workdir`` is cleared first. Distributed settings of ``config``
+    (``devices``, ``num_nodes``, ``strategy``) go to the Trainer unchanged.
+
+    Raises:
+        DatasetError: too few training examples for one batch, or a target without values.
+    """
+    workdir = Path(workdir)
+    ckpt_dir = workdir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if not resume and workdir.exists():
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        shutil.rmtree(workdir / "logs", ignore_errors=True)
+    ckpt_path = str(last) if resume and last.exists() else None
+    if resume and ckpt_path is None:
+        log.info("no checkpoint in %s: training from the start", ckpt_dir)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+
+    norm = TargetNorm.fit(train.targets)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = EstimatorModule(config, len(train.target_names))
+    data = EstimatorData(train, val, norm, config)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-{epoch:03d}",
+        monitor="val_mse",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        every_n_epochs=1,
+    )
+    cbs: list[Callback] = [
+        checkpoint,
+        EarlyStopping(monitor="val_mse", mode="min", patience=config.patience),
+    ]
+    if progress is not None:
+        cbs.append(_Progress(progress, description, config.epochs))
+    cbs += list(callbacks or [])
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        callbacks=cbs,
+        logger=CSVLogger(workdir, name="", version="logs"),
+        deterministic=True,
+        use_distributed_sampler=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+
+    best = checkpoint.best_model_path
+    # Our own checkpoint written by this run (Lightning's format holds optimizer and callback
+    # state, which needs the full unpickler); bundles handed to others never use pickle.
+    ckpt = torch.load(best, map_location="cpu", weights_only=False)
+    module.load_state_dict(ckpt["state_dict"])
+    module.eval()
+    net_state = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
+    val_z_mu, val_logvar = _predict_normalised(module.net, val, config, len(norm.mean))
+    sd_scale = _calibrate_sd(norm.apply(val.targets), val_z_mu, val_logvar)
+    return FitResult(
+        state_dict=net_state,
+        norm=norm,
+        sd_scale=sd_scale,
+        best_epoch=int(ckpt["epoch"]),
+        epochs_run=int(trainer.current_epoch),
+        val_mse=float(checkpoint.best_model_score),
+        is_global_zero=bool(trainer.is_global_zero),
+    )
+
+
+def _predict_normalised(
+    net: torch.nn.Module, examples: ExampleSet, config: TrainConfig, n_targets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised means and log-variances ``(M, n_targets)`` of every example, in batches."""
+    mus, lvs = [], []
+    net.eval()
+    with torch.inference_mode():
+        for s in range(0, len(examples), 512):
+            rows = np.arange(s, min(s + 512, len(examples)))
+            x = torch.from_numpy(examples.inputs(rows).astype(np.float32) / np.float32(255.0))
+            out = net(x)
+            mus.append(out[:, :n_targets].numpy().astype(np.float64))
+            lvs.append(out[:, n_targets:].clamp(*LOGVAR_RANGE).numpy().astype(np.float64))
+    return np.concatenate(mus), np.concatenate(lvs)
+
+
+def _calibrate_sd(z_true: np.ndarray, z_mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """Per-target factor ``s`` with mean((z - mu)^2 / (s sd)^2) = 1 on validation frames."""
+    sd = np.exp(0.5 * logvar)
+    ratio = ((z_true - z_mu) / sd) ** 2
+    s = np.sqrt(np.nanmean(ratio, axis=0))
+    return np.where(np.isfinite(s) & (s > 0), s, 1.0)
+
+
+def predict_examples(
+    net: torch.nn.Module,
+    examples: ExampleSet,
+    norm: TargetNorm,
+    sd_scale: np.ndarray,
+    config: TrainConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted mean and SD ``(M, n_targets)`` in the targets' units for every example."""
+    mu, logvar = _predict_normalised(net, examples, config, len(norm.mean))
+    mean = norm.invert(mu)
+    sd = np.exp(0.5 * logvar) * norm.sd * sd_scale
+    return mean, sd
