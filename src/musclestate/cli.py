@@ -138,7 +138,300 @@ def inspect_cmd(
 
 # ---- roi: roi train / evaluate / show ----------------------------------------------------------
 
+roi_app = typer.Typer(
+    help="Find the muscle: aponeurosis segmentation, geometry, MG/SOL patches.",
+    no_args_is_help=True,
+)
+app.add_typer(roi_app, name="roi")
+
+
+@roi_app.command("train")
+def roi_train(
+    images: Annotated[Path, typer.Argument(help="Folder of greyscale images.")],
+    masks: Annotated[Path, typer.Argument(help="Folder of same-named masks (>0 = aponeurosis).")],
+    out: Annotated[Path, typer.Option("--out", help="Weights to write (.safetensors).")],
+    init_from: Annotated[
+        str | None, typer.Option("--init-from", help="'shipped' or a .safetensors to fine-tune.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the training images.")] = 40,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
+    seed: Annotated[int, typer.Option(help="Seed of split, weights and augmentation.")] = 0,
+    test_fraction: Annotated[float, typer.Option(help="Share of images held out.")] = 0.15,
+    phantom_frames: Annotated[int, typer.Option(help="Phantom frames added to training.")] = 0,
+    max_minutes: Annotated[float | None, typer.Option(help="Wall-time limit.")] = None,
+) -> None:
+    """Train (or fine-tune) the aponeurosis segmenter; writes weights, card and split JSON."""
+    from musclestate.roi.train import TrainConfig, train_segmenter
+
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        test_fraction=test_fraction,
+        phantom_frames=phantom_frames,
+        max_minutes=max_minutes,
+    )
+    path = train_segmenter(images, masks, out, cfg, init_from=init_from)
+    typer.echo(f"wrote {path} (card {path.with_suffix('.json').name})")
+
+
 # ---- estimation: train, cv, cv collect, report, demo -------------------------------------------
+
+
+def _rank_zero() -> bool:
+    """False in the extra processes a DDP launcher starts (they must not print or write)."""
+    import os
+
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def _train_config(config: Path | None, **overrides: object):
+    """A TrainConfig from an optional JSON file (a run's config.json "train" or a card's
+    "training.config" are accepted too), then the options given on the command line."""
+    import json
+
+    from musclestate.training.config import TrainConfig
+
+    base: dict = {}
+    if config is not None:
+        try:
+            base = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            from musclestate.errors import ConfigError
+
+            raise ConfigError(f"{config}: cannot read training configuration ({exc})") from None
+        base = base.get("train", base.get("training", {}).get("config", base))
+    given = {k: v for k, v in overrides.items() if v is not None and v != ()}
+    return TrainConfig.from_dict({**base, **given})
+
+
+def _epoch_progress(con: Console):
+    """A rich progress bar with one row per fold, and the ``progress`` function that feeds it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=con,
+        disable=not _rank_zero(),
+    )
+    tasks: dict[str, int] = {}
+
+    def progress(description: str, done: int, total: int) -> None:
+        if description not in tasks:
+            tasks[description] = bar.add_task(description, total=total, rate="")
+        task = tasks[description]
+        bar.update(task, completed=done, total=total)
+        speed = bar.tasks[task].speed
+        unit = "epochs" if description != "loading recordings" else "recordings"
+        bar.update(task, rate=f"{speed * 60:.1f} {unit}/min" if speed else "")
+
+    return bar, progress
+
+
+def _quiet_lightning() -> None:
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+_Config = Annotated[
+    Path | None,
+    typer.Option("--config", help="JSON training configuration to start from (e.g. a run's "
+                 "config.json); the options below override it."),
+]  # fmt: skip
+_Network = Annotated[str | None, typer.Option(help="Network name (default compact_resnet).")]
+_Input = Annotated[str | None, typer.Option("--input", help="patches (MG+SOL) or frame.")]
+_ImageSize = Annotated[
+    tuple[int, int] | None,
+    typer.Option("--image-size", help="Network input H W (default 48 48)."),
+]
+_Context = Annotated[int | None, typer.Option(help="Neighbouring frames per side as channels.")]
+_Targets = Annotated[
+    list[str] | None, typer.Option("--target", help="Target to train on (repeat); default all.")
+]
+_Stride = Annotated[int | None, typer.Option(help="Use every k-th frame of each recording.")]
+_Epochs = Annotated[int | None, typer.Option(help="Maximum epochs (default 30).")]
+_Patience = Annotated[int | None, typer.Option(help="Early-stopping patience (default 6).")]
+_Batch = Annotated[int | None, typer.Option(help="Global batch size (default 64).")]
+_Lr = Annotated[float | None, typer.Option(help="AdamW learning rate (default 2e-3).")]
+_Val = Annotated[
+    int | None, typer.Option(help="Validation participants from the training side (default 1).")
+]
+_Seed = Annotated[int | None, typer.Option(help="Seed of splits, weights, order, augmentation.")]
+_Accel = Annotated[str | None, typer.Option(help="Lightning accelerator: auto, cpu, gpu.")]
+_Devices = Annotated[str | None, typer.Option(help="Devices per node (a number or 'auto').")]
+_Nodes = Annotated[int | None, typer.Option("--num-nodes", help="Nodes for multi-node DDP.")]
+_Strategy = Annotated[str | None, typer.Option(help="Lightning strategy: auto, ddp, ...")]
+_Threads_ = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")]
+_Resume = Annotated[bool, typer.Option(help="Continue from the last checkpoints.")]
+
+
+def _devices(v: str | None) -> int | str | None:
+    return int(v) if v is not None and v.isdigit() else v
+
+
+@app.command("train")
+def train_cmd(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder (with `roi apply` done).")],
+    out: Annotated[Path, typer.Option("--out", help="Estimator bundle folder to write.")],
+    run: Annotated[
+        Path | None, typer.Option("--run", help="Collected cv run whose metrics go in the card.")
+    ] = None,
+    config: _Config = None,
+    network: _Network = None,
+    input: _Input = None,
+    image_size: _ImageSize = None,
+    context: _Context = None,
+    target: _Targets = None,
+    frame_stride: _Stride = None,
+    epochs: _Epochs = None,
+    patience: _Patience = None,
+    batch_size: _Batch = None,
+    lr: _Lr = None,
+    val_participants: _Val = None,
+    seed: _Seed = None,
+    accelerator: _Accel = None,
+    devices: _Devices = None,
+    num_nodes: _Nodes = None,
+    strategy: _Strategy = None,
+    threads: _Threads_ = None,
+    resume: _Resume = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+) -> None:
+    """Train a deployable estimator bundle on every participant of a dataset."""
+    from musclestate.training.cv import train_bundle
+
+    cfg = _train_config(
+        config, network=network, input=input, image_size=image_size, context=context,
+        targets=tuple(target or ()), frame_stride=frame_stride, epochs=epochs,
+        patience=patience, batch_size=batch_size, lr=lr, val_participants=val_participants,
+        seed=seed, accelerator=accelerator, devices=_devices(devices), num_nodes=num_nodes,
+        strategy=strategy, num_threads=threads,
+    )  # fmt: skip
+    _quiet_lightning()
+    con = Console(stderr=True)
+    bar, progress = _epoch_progress(con)
+    with bar:
+        path = train_bundle(
+            dataset, out, cfg, run=run, resume=resume, overwrite=overwrite, progress=progress
+        )
+    if _rank_zero():
+        Console().print(f"estimator bundle: {path}")
+
+
+@app.command("cv")
+def cv_cmd(
+    dataset: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DATASET | collect",
+            help="Dataset folder; or the word `collect` followed by RUN to merge fold jobs.",
+        ),
+    ],
+    collect_run: Annotated[
+        Path | None, typer.Argument(metavar="[RUN]", help="Run folder (after `collect`).")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="K participant-wise folds (16 over 32 = paper).")] = 5,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder to write.")] = None,
+    fold: Annotated[
+        int | None, typer.Option(help="Run only this fold (0-based), e.g. a SLURM array task.")
+    ] = None,
+    config: _Config = None,
+    network: _Network = None,
+    input: _Input = None,
+    image_size: _ImageSize = None,
+    context: _Context = None,
+    target: _Targets = None,
+    frame_stride: _Stride = None,
+    epochs: _Epochs = None,
+    patience: _Patience = None,
+    batch_size: _Batch = None,
+    lr: _Lr = None,
+    val_participants: _Val = None,
+    seed: _Seed = None,
+    accelerator: _Accel = None,
+    devices: _Devices = None,
+    num_nodes: _Nodes = None,
+    strategy: _Strategy = None,
+    threads: _Threads_ = None,
+    resume: _Resume = False,
+) -> None:
+    """Participant-wise cross-validation: `musclestate cv DATASET --folds K --out RUN [--fold I]`,
+    then (after per-fold jobs) `musclestate cv collect RUN`."""
+    import json
+
+    from musclestate.errors import ConfigError
+    from musclestate.training.cv import collect, run_cv
+
+    con = Console()
+    if str(dataset) == "collect" and not dataset.is_dir():
+        if collect_run is None:
+            raise ConfigError("usage: musclestate cv collect RUN")
+        path = collect(collect_run)
+        _print_cv_summary(con, json.loads(path.read_text(encoding="utf-8")), path)
+        return
+    if collect_run is not None:
+        raise ConfigError(f"unexpected argument {str(collect_run)!r}; did you mean --out?")
+    if out is None:
+        raise ConfigError("missing --out RUN (the run folder to write)")
+    cfg = _train_config(
+        config, network=network, input=input, image_size=image_size, context=context,
+        targets=tuple(target or ()), frame_stride=frame_stride, epochs=epochs,
+        patience=patience, batch_size=batch_size, lr=lr, val_participants=val_participants,
+        seed=seed, accelerator=accelerator, devices=_devices(devices), num_nodes=num_nodes,
+        strategy=strategy, num_threads=threads,
+    )  # fmt: skip
+    _quiet_lightning()
+    bar, progress = _epoch_progress(Console(stderr=True))
+    with bar:
+        path = run_cv(dataset, out, cfg, folds=folds, fold=fold, resume=resume, progress=progress)
+    if not _rank_zero():
+        return
+    if fold is not None:
+        con.print(f"fold {fold} written to {path}; merge with `musclestate cv collect {out}`")
+    else:
+        _print_cv_summary(con, json.loads(path.read_text(encoding="utf-8")), path)
+
+
+def _print_cv_summary(con: Console, metrics: dict, path: Path) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"held-out participants, {metrics['folds']} folds (R^2 mean +- SD)")
+    models = list(metrics["models"])
+    t.add_column("target")
+    for m in models:
+        t.add_column(m, justify="right")
+    t.add_column("within 1 SD", justify="right")
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    for name, info in metrics["targets"].items():
+        row = [f"{name} [{info['unit']}]"]
+        for m in models:
+            s = metrics["models"][m]["summary"][name]
+            row.append(f"{fmt(s['r2_mean'])} +- {fmt(s['r2_sd'])}")
+        row.append(fmt(metrics.get("calibration", {}).get(name, {}).get("within_1sd")))
+        t.add_row(*row)
+    con.print(t)
+    con.print(f"metrics: {path}")
+
 
 # (report, demo)
 
@@ -237,6 +530,214 @@ def demo_cmd(
 
 
 # ---- inference: predict, stream, export --------------------------------------------------------
+
+_Backend = Annotated[
+    str, typer.Option("--backend", help="torch (the bundle) or onnx (ONNX Runtime on its export).")
+]
+_Crop = Annotated[
+    tuple[int, int, int, int] | None,
+    typer.Option("--crop", help="B-mode image inside the frame: X Y W H (0-based pixels)."),
+]
+_Flip = Annotated[bool, typer.Option("--flip", help="Mirror frames left-right.")]
+_Spacing = Annotated[
+    tuple[float, float] | None,
+    typer.Option("--spacing", help="Pixel spacing ROW_MM COL_MM where the input does not say."),
+]
+_RoiEvery = Annotated[
+    int | None,
+    typer.Option("--roi-every", help="Segment every k-th frame, track in between [default: 1]."),
+]
+_Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads for inference.")]
+
+
+def _predictor_config(backend: str, batch_size: int, roi_every: int | None, threads: int | None):  # noqa: ANN202
+    from musclestate.inference import PredictorConfig
+
+    kw = {"backend": backend, "batch_size": batch_size, "threads": threads}
+    return PredictorConfig(**kw, **({} if roi_every is None else {"roi_every": roi_every}))
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Annotated[Path, typer.Argument(help="Estimator bundle (folder) or its .onnx export.")],
+    input: Annotated[
+        Path, typer.Argument(help="Video, image folder, DICOM cine, dataset, or a folder of these.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="CSV to write (a folder for many inputs).")],
+    overlay: Annotated[
+        Path | None, typer.Option("--overlay", help="Overlay video (.mp4): ROI + live traces.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG plot of the traces.")] = None,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", help="Same table as Excel.")] = None,
+    crop: _Crop = None,
+    flip: _Flip = False,
+    spacing: _Spacing = None,
+    fps: Annotated[float | None, typer.Option(help="Frame rate of an image folder.")] = None,
+    backend: _Backend = "torch",
+    batch_size: Annotated[int, typer.Option(help="Frames per estimator call.")] = 32,
+    roi_every: _RoiEvery = None,
+    threads: _Threads = None,
+    hash_input: Annotated[
+        bool, typer.Option(help="Record the input's SHA-256 in the sidecar.")
+    ] = True,
+) -> None:
+    """Estimate muscle state for every frame of a recording (or of many) and write a table."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from musclestate.inference import load_predictor
+    from musclestate.inference.batch import SourceOptions, count_frames, plan_inputs, predict_job
+
+    cfg = _predictor_config(backend, batch_size, roi_every, threads)
+    predictor = load_predictor(model, config=cfg)
+    opts = SourceOptions(crop=crop, flip_horizontal=flip, pixel_spacing_mm=spacing, fps=fps)
+    jobs = plan_inputs(input, out, xlsx=xlsx, plot=plot, overlay=overlay)
+    con = Console(stderr=True)
+    total = count_frames(jobs, opts)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=con) as bar:
+        task = bar.add_task(f"{len(jobs)} input(s)", total=total, rate="")
+
+        def step(n: int) -> None:
+            bar.advance(task, n)
+            speed = bar.tasks[task].speed
+            bar.update(task, rate=f"{speed:.0f} frames/s" if speed else "")
+
+        for job in jobs:
+            bar.update(task, description=job.name)
+            est = predict_job(predictor, job, opts, progress=step, hash_input=hash_input)
+            con.print(
+                f"{job.name}: {len(est)} frames, muscle found in {int(est.roi_found.sum())}, "
+                f"out of training range {int(est.out_of_range.sum())} -> {job.out_csv}"
+            )
+
+
+@app.command("stream")
+def stream_cmd(
+    model: Annotated[Path, typer.Argument(help="Estimator bundle (folder) or its .onnx export.")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="Video file (replayed at its frame rate) or device FORMAT:URL, e.g. "
+            "v4l2:/dev/video0, avfoundation:0, dshow:video=NAME.",
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="CSV written row by row as estimates come.")
+    ] = None,
+    crop: _Crop = None,
+    flip: _Flip = False,
+    spacing: _Spacing = None,
+    backend: _Backend = "torch",
+    roi_every: _RoiEvery = None,
+    threads: _Threads = None,
+    queue: Annotated[int, typer.Option(help="Frames allowed to wait; more are dropped.")] = 2,
+    stall_timeout: Annotated[
+        float, typer.Option(help="Stop when the source is silent this many seconds.")
+    ] = 2.0,
+    speed: Annotated[float, typer.Option(help="Replay a file this many times real time.")] = 1.0,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    device_option: Annotated[
+        list[str] | None,
+        typer.Option("--device-option", help="FFmpeg device option KEY=VALUE (repeatable)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="Do not print each estimate.")] = False,
+) -> None:
+    """Estimate live, frame by frame, with bounded latency; report latency percentiles."""
+    import json
+
+    import numpy as np
+
+    from musclestate._atomic import write_text_atomic
+    from musclestate.errors import ConfigError
+    from musclestate.inference import load_predictor, open_source
+    from musclestate.inference.outputs import sidecar_path
+    from musclestate.inference.predictor import provenance
+    from musclestate.inference.stream import RowWriter, StreamConfig, run_stream
+
+    options: dict[str, str] = {}
+    for item in device_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--device-option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    cfg = _predictor_config(backend, 1, roi_every, threads)
+    predictor = load_predictor(model, config=cfg)
+    scfg = StreamConfig(
+        queue_size=queue,
+        stall_timeout_s=stall_timeout,
+        replay_speed=speed,
+        max_frames=max_frames,
+        max_seconds=seconds,
+    )
+    src = open_source(
+        source,
+        crop=crop,
+        flip_horizontal=flip,
+        pixel_spacing_mm=spacing,
+        device_options=options or None,
+    )
+    prov = provenance(predictor, src)
+    con = Console()
+    names = predictor.targets
+
+    def show(row, latency_ms: float) -> None:  # noqa: ANN001
+        vals = "  ".join(
+            f"{k}={row.mean[k][0]:8.2f}±{row.sd[k][0]:.2f}" if row.roi_found[0] else f"{k}=  --"
+            for k in names
+        )
+        typer.echo(f"{int(row.frame[0]):6d} {row.t_s[0]:8.3f}s  {vals}  [{latency_ms:5.1f} ms]")
+
+    writer = RowWriter(out) if out is not None else None
+    report = run_stream(
+        predictor, src, config=scfg, on_estimate=None if quiet else show, writer=writer
+    )
+    lat = report.latency_ms
+    con.print(
+        f"{report.frames_processed} frames estimated, {report.frames_dropped} dropped "
+        f"of {report.frames_received} received; source {report.end_reason}; latency ms "
+        f"p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}"
+    )
+    if report.frames_dropped:
+        con.print(
+            f"[yellow]dropped {report.frames_dropped} frame(s): this machine could not keep up "
+            "(try --backend onnx, --roi-every 2 or a faster machine)[/]"
+        )
+    if out is not None:
+        doc = {**prov, "stream": scfg.to_dict(), "report": report.to_dict()}
+        if np.isnan(doc["report"]["source_fps"]):
+            doc["report"]["source_fps"] = None
+        write_text_atomic(sidecar_path(out), json.dumps(doc, indent=2, default=str))
+
+
+@app.command("export")
+def export_cmd(
+    model: Annotated[Path, typer.Argument(help="Estimator bundle (folder).")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
+) -> None:
+    """Export a bundle's estimator to ONNX and check it against PyTorch."""
+    from musclestate.inference.export import export_onnx
+
+    result = export_onnx(model, onnx, opset=opset)
+    typer.echo(
+        f"wrote {result.path}; ONNX Runtime vs PyTorch on {result.n_checked} inputs: max |diff| "
+        f"{result.max_abs_diff:.2e} (tolerance {result.tolerance:.0e})"
+    )
 
 
 def main() -> None:
