@@ -1,0 +1,180 @@
+"""MG and SOL patches for the estimator, and the manual ROI fallback.
+
+Following Cunningham & Loram (2019, arXiv:1907.01649), the estimator sees the medial
+gastrocnemius (MG) and soleus (SOL) regions rather than the whole frame. Each region is resampled
+into a fixed-size array *straightened along the aponeuroses*: patch column ``u`` samples one image
+column, patch row ``v`` runs from the region's upper boundary to its lower one. A muscle thicker or
+thinner than average therefore fills the same array; the thickness itself is kept in the geometry
+(and in the architecture features).
+
+When the network cannot handle a recording, a :class:`ManualROI` (a rectangle or polygon around
+the MG, drawn once per recording) gives the same geometry, and so the same patches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from musclestate.errors import InputError
+from musclestate.roi.geometry import MuscleGeometry, _fit_curve
+
+#: Channel order of every patch array.
+PATCH_CHANNELS = ("MG", "SOL")
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """Size and placement of the MG/SOL patches.
+
+    Attributes:
+        height, width: rows and columns of each patch (default 64 x 128: small for CPU speed).
+        margin_mm: distance kept from each aponeurosis so that its bright band stays out of the
+            patch (the band's own brightness says little about the muscle's state).
+    """
+
+    height: int = 64
+    width: int = 128
+    margin_mm: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.height < 4 or self.width < 4:
+            raise InputError(f"patch size must be at least 4 x 4, got {self.height} x {self.width}")
+        if self.margin_mm < 0:
+            raise InputError(f"margin_mm must be >= 0, got {self.margin_mm}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(2, height, width)``: channel 0 = MG, 1 = SOL."""
+        return (len(PATCH_CHANNELS), self.height, self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def sample_grid(
+    geometry: MuscleGeometry, config: PatchConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image coordinates of every patch pixel.
+
+    Returns:
+        ``rows`` ``(2, h, w)`` (float, image rows), ``cols`` ``(w,)`` (float, image columns) and
+        ``valid`` ``(2, h, w)`` bool (inside the image).
+    """
+    if not geometry.found:
+        raise InputError(f"no MG region to sample: {'; '.join(geometry.issues) or 'not found'}")
+    h_img = geometry.shape[0]
+    x0, x1 = geometry.span()
+    cols = np.linspace(x0, x1 - 1, config.width)
+    sup = np.interp(cols, np.arange(geometry.shape[1]), geometry.superficial_row)
+    deep = np.interp(cols, np.arange(geometry.shape[1]), geometry.deep_row)
+    bottom = np.interp(cols, np.arange(geometry.shape[1]), geometry.sol_bottom_row())
+    m = config.margin_mm / geometry.pixel_spacing_mm[0]
+    v = np.linspace(0.0, 1.0, config.height)[:, None]
+    tops = np.stack([sup + m, deep + m])
+    bots = np.stack([np.maximum(deep - m, sup + m), np.maximum(bottom, deep + m)])
+    rows = tops[:, None, :] + (bots - tops)[:, None, :] * v[None]
+    valid = (rows >= 0) & (rows <= h_img - 1)
+    return rows, cols, valid
+
+
+def extract_patches(
+    frame: np.ndarray, geometry: MuscleGeometry, config: PatchConfig | None = None
+) -> np.ndarray:
+    """MG and SOL regions of ``frame`` straightened into a ``(2, h, w)`` uint8 array.
+
+    Args:
+        frame: ``(H, W)`` uint8 image the geometry belongs to.
+        geometry: found geometry (both aponeuroses); otherwise :class:`InputError`.
+        config: patch size and margin.
+
+    Returns:
+        ``(2, h, w)`` uint8; channel 0 = MG, 1 = SOL. Samples below the image (a SOL region deeper
+        than the image) are 0.
+    """
+    from scipy.ndimage import map_coordinates
+
+    config = config or PatchConfig()
+    frame = np.asarray(frame)
+    if frame.shape != geometry.shape:
+        raise InputError(f"frame shape {frame.shape} differs from geometry shape {geometry.shape}")
+    rows, cols, valid = sample_grid(geometry, config)
+    cc = np.broadcast_to(cols[None, None, :], rows.shape)
+    vals = map_coordinates(frame.astype(np.float32), [rows.ravel(), cc.ravel()], order=1)
+    out = np.where(valid, vals.reshape(rows.shape), 0.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class ManualROI:
+    """A hand-drawn MG region: polygon vertices ``(x, y)`` in image pixels (column, row).
+
+    Its upper edge stands for the superficial aponeurosis and its lower edge for the deep one;
+    the SOL region lies below as usual. Use :meth:`rectangle` for an axis-aligned box.
+    """
+
+    polygon: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        pts = tuple((float(x), float(y)) for x, y in self.polygon)
+        if len(pts) < 3:
+            raise InputError(f"a manual ROI polygon needs at least 3 vertices, got {len(pts)}")
+        object.__setattr__(self, "polygon", pts)
+
+    @classmethod
+    def rectangle(cls, x: float, y: float, w: float, h: float) -> ManualROI:
+        """Rectangle with top-left corner ``(x, y)``, width ``w`` and height ``h`` (pixels)."""
+        if w <= 0 or h <= 0:
+            raise InputError(f"manual ROI rectangle needs positive width and height, got {w} x {h}")
+        return cls(((x, y), (x + w, y), (x + w, y + h), (x, y + h)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ManualROI:
+        """``{"rect": [x, y, w, h]}`` or ``{"polygon": [[x, y], ...]}``."""
+        if "rect" in d:
+            return cls.rectangle(*d["rect"])
+        if "polygon" in d:
+            return cls(tuple(tuple(p) for p in d["polygon"]))
+        raise InputError(f"manual ROI needs 'rect' or 'polygon', got keys {sorted(d)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"polygon": [list(p) for p in self.polygon]}
+
+    def geometry(
+        self,
+        shape: Sequence[int],
+        pixel_spacing_mm: tuple[float, float],
+        sol_depth_mm: float = 20.0,
+    ) -> MuscleGeometry:
+        """The geometry this polygon stands for in a frame of ``shape`` (H, W)."""
+        from matplotlib.path import Path as MplPath
+
+        h, w = int(shape[0]), int(shape[1])
+        yy, xx = np.mgrid[0:h, 0:w]
+        inside = (
+            MplPath(self.polygon)
+            .contains_points(np.column_stack([xx.ravel() + 0.5, yy.ravel() + 0.5]))
+            .reshape(h, w)
+        )
+        cover = inside.any(axis=0)
+        if cover.sum() < 2:
+            raise InputError(
+                f"manual ROI {self.polygon} covers fewer than 2 columns of a {h} x {w} frame"
+            )
+        cols = np.flatnonzero(cover)
+        top = np.argmax(inside[:, cols], axis=0).astype(np.float64)
+        bottom = (h - 1 - np.argmax(inside[::-1, cols], axis=0)).astype(np.float64)
+        return MuscleGeometry(
+            shape=(h, w),
+            pixel_spacing_mm=pixel_spacing_mm,
+            superficial_row=np.clip(_fit_curve(cols, top, w), 0, h - 1),
+            deep_row=np.clip(_fit_curve(cols, bottom, w), 0, h - 1),
+            superficial_cover=cover,
+            deep_cover=cover,
+            sol_depth_mm=sol_depth_mm,
+            source="manual",
+        )
