@@ -28,6 +28,65 @@ def dltrack_dir(shared_data: Path) -> Path:
     return shared_data / "dltrack-aponeurosis"
 
 
+def _synthetic_recordings(participants: int, recordings: int, frames: int, size: int, seed: int):
+    """Tiny stand-in for ROI patches: (T, 2, size, size) uint8 images whose content follows the
+    four targets (MG: stripe angle ~ ankle angle, brightness ~ MG activation; SOL: band
+    thickness ~ SOL activation; moment = a mix), with a per-participant gain and angle bias so
+    that people differ. Returns a list of dicts (id, participant, trial, t_s, images, targets,
+    features with noisy copies of the targets)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    out = []
+    for p in range(participants):
+        pid = f"P{p + 1:02d}"
+        bias, gain = rng.normal(0, 3), rng.uniform(0.8, 1.2)
+        for r in range(recordings):
+
+            def smooth(lo: float, hi: float) -> np.ndarray:
+                k = np.convolve(rng.normal(size=frames + 40), np.hanning(25), "same")[20:-20]
+                return lo + (hi - lo) * (k - k.min()) / (np.ptp(k) + 1e-9)
+
+            ang, mg, sol = smooth(-15, 25), smooth(0, 60), smooth(0, 60)
+            mom = 0.8 * mg + 1.2 * sol + 0.6 * ang + rng.normal(0, 1, frames)
+            th = np.deg2rad(20 + 0.5 * ang + bias)[:, None, None]
+            mg_img = 0.5 + 0.4 * np.sin(8 * np.pi * (xx * np.sin(th) + yy * np.cos(th)))
+            mg_img = mg_img * (0.4 + 0.01 * mg[:, None, None]) * gain
+            sol_img = np.where(yy[None] < (0.3 + 0.006 * sol)[:, None, None], 0.8, 0.2) * gain
+            img = np.stack([mg_img, sol_img], axis=1) + rng.normal(0, 0.08, (frames, 2, size, size))
+            noisy = [v + rng.normal(0, s, frames) for v, s in ((ang, 8), (mg, 20), (sol, 20))]
+            out.append(
+                {
+                    "id": f"{pid}_r{r}",
+                    "participant": pid,
+                    "trial": f"r{r}",
+                    "t_s": np.arange(frames) / 25.0,
+                    "images": np.clip(img * 255, 0, 255).astype(np.uint8),
+                    "targets": {
+                        "ankle_angle": ang,
+                        "ankle_moment": mom,
+                        "mg_activation": mg,
+                        "sol_activation": sol,
+                    },
+                    "features": np.stack(noisy, axis=1).astype(np.float32),
+                }
+            )
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_recordings():
+    """Factory ``(participants=6, recordings=2, frames=120, size=32, seed=0) -> list[dict]`` of
+    synthetic patch recordings (see ``_synthetic_recordings``), for training tests."""
+
+    def make(participants: int = 6, recordings: int = 2, frames: int = 120, size: int = 32,
+             seed: int = 0):  # fmt: skip
+        return _synthetic_recordings(participants, recordings, frames, size, seed)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def phantom_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny phantom cohort (3 participants, 128 x 128 frames at 25 fps: two 2 s tracking

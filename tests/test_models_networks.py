@@ -1,0 +1,56 @@
+"""Estimator networks: strict registry, output shapes, parameter checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from musclestate.errors import ConfigError
+from musclestate.models.networks import available_networks, build_network
+
+
+def test_unknown_name_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError) as exc:
+        build_network("resnet9000", 2, 4)
+    for name in available_networks():
+        assert name in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "in_channels", "n_targets", "size"),
+    [
+        ("compact_resnet", 2, 4, 48),
+        ("compact_resnet", 6, 3, 40),  # temporal context k=1 -> 3 frames x 2 channels
+        ("compact_resnet", 1, 1, 64),  # whole frame, one target
+        ("monai_resnet18", 2, 4, 32),
+        ("monai_densenet121", 2, 2, 32),
+    ],
+)
+def test_gaussian_head_has_two_outputs_per_target(
+    name: str, in_channels: int, n_targets: int, size: int
+) -> None:
+    torch.manual_seed(0)
+    net = build_network(name, in_channels, n_targets).eval()
+    with torch.no_grad():
+        out = net(torch.rand(3, in_channels, size, size))
+    assert out.shape == (3, 2 * n_targets)
+    assert torch.isfinite(out).all()
+
+
+def test_compact_network_is_small_and_configurable() -> None:
+    default = build_network("compact_resnet", 2, 4)
+    small = build_network("compact_resnet", 2, 4, {"widths": [8, 16], "norm": "batch"})
+    n_default = sum(p.numel() for p in default.parameters())
+    n_small = sum(p.numel() for p in small.parameters())
+    assert n_default < 500_000
+    assert n_small < n_default / 10
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in small.modules())
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in default.modules())
+
+
+@pytest.mark.parametrize(
+    "params", [{"widths": []}, {"norm": "layer"}, {"blocks_per_stage": 0}, {"no_such": 1}]
+)
+def test_bad_parameters_are_config_errors(params: dict) -> None:
+    with pytest.raises(ConfigError):
+        build_network("compact_resnet", 2, 4, params)

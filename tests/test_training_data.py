@@ -1,0 +1,126 @@
+"""Training data plumbing: configuration, examples with context, sampling, augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musclestate.errors import ConfigError, DatasetError
+from musclestate.training.config import AugmentConfig, TrainConfig
+from musclestate.training.data import (
+    Cohort,
+    EpochBatchSampler,
+    ExampleSet,
+    FrameDataset,
+    RecordingData,
+    TargetNorm,
+    augment_image,
+    choose_targets,
+    resize_images,
+)
+
+
+def _cohort(frames: int = 10) -> Cohort:
+    recs = []
+    for p, pid in enumerate(("A", "B")):
+        imgs = np.zeros((frames, 2, 4, 4), np.uint8)
+        imgs[:, :, 0, 0] = np.arange(frames)[:, None] + 100 * p  # frame id in pixel (0, 0)
+        recs.append(
+            RecordingData(
+                id=f"{pid}_1", participant=pid, trial="1", t_s=np.arange(frames) / 10.0,
+                images=imgs, targets={"ankle_angle": np.arange(frames, dtype=float) + 10 * p},
+                features=np.zeros((frames, 2), np.float32),
+            )
+        )  # fmt: skip
+    return Cohort(tuple(recs), {"ankle_angle": "deg"}, ("f1", "f2"))
+
+
+def test_config_round_trip_and_strictness() -> None:
+    cfg = TrainConfig(epochs=3, image_size=(32, 40), targets=("ankle_angle",))
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="unknown training setting"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ConfigError, match="compact_resnet"):
+        TrainConfig(network="vgg")
+    with pytest.raises(ConfigError, match="valid targets"):
+        TrainConfig(targets=("knee_angle",))
+    with pytest.raises(ConfigError, match="val_participants"):
+        TrainConfig(val_participants=0)
+    assert TrainConfig(context=2).in_channels == 10
+    assert TrainConfig(input="frame").in_channels == 1
+
+
+def test_targets_default_to_those_the_dataset_has() -> None:
+    have = {"ankle_moment": "N m", "ankle_angle": "deg", "other": "V"}
+    assert list(choose_targets(have, ())) == ["ankle_angle", "ankle_moment"]
+    with pytest.raises(DatasetError, match="mg_activation"):
+        choose_targets(have, ("mg_activation",))
+
+
+def test_examples_follow_participants_context_and_stride() -> None:
+    c = _cohort()
+    ex = ExampleSet.from_cohort(c.subset(["B"]), context=1, stride=3)
+    assert list(ex.frame) == [0, 3, 6, 9]
+    assert set(ex.participant) == {"B"}
+    x = ex.inputs(np.arange(len(ex)))
+    assert x.shape == (4, 6, 4, 4)
+    # channels: previous, own, next frame (2 channels each); edges replicate
+    assert list(x[0, ::2, 0, 0]) == [100, 100, 101]
+    assert list(x[3, ::2, 0, 0]) == [108, 109, 109]
+    np.testing.assert_array_equal(ex.targets[:, 0], [10, 13, 16, 19])
+    with pytest.raises(DatasetError, match="not in"):
+        c.subset(["C"])
+
+
+def test_target_norm_uses_the_given_frames_only() -> None:
+    y = np.array([[1.0, 5.0], [3.0, 5.0], [np.nan, 5.0]])
+    n = TargetNorm.fit(y)
+    np.testing.assert_allclose(n.mean, [2.0, 5.0])
+    np.testing.assert_allclose(n.sd, [1.0, 1.0])  # constant target -> SD 1
+    np.testing.assert_allclose(n.invert(n.apply(y[:2])), y[:2])
+
+
+def test_sampler_is_seeded_per_epoch_and_ddp_slices_global_batches() -> None:
+    one = EpochBatchSampler(20, 4, seed=7)
+    one.set_epoch(3)
+    single = list(one)
+    one.set_epoch(3)
+    assert list(one) == single  # same epoch, same batches (resume)
+    one.set_epoch(4)
+    assert list(one) != single
+    ranks = []
+    for r in range(2):
+        s = EpochBatchSampler(20, 4, seed=7, rank=r, world_size=2)
+        s.set_epoch(3)
+        ranks.append(list(s))
+    merged = [a + b for a, b in zip(*ranks, strict=True)]
+    assert merged == single
+    assert len(single) == 5 and all(e == 3 for b in single for _, e in b)
+    with pytest.raises(DatasetError, match="divisible"):
+        EpochBatchSampler(20, 5, seed=0, world_size=2)
+
+
+def test_augmentation_is_deterministic_and_bounded() -> None:
+    cfg = AugmentConfig(gain=0.3, gamma=0.5, noise_sd=0.05, shift_px=2)
+    x = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    a = augment_image(x, np.random.default_rng([1, 2, 3]), cfg)
+    b = augment_image(x, np.random.default_rng([1, 2, 3]), cfg)
+    c = augment_image(x, np.random.default_rng([1, 2, 4]), cfg)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.shape == x.shape and a.dtype == np.float32
+    assert a.min() >= 0 and a.max() <= 1
+    ds = FrameDataset(ExampleSet.from_cohort(_cohort()), TargetNorm.fit(np.ones((1, 1))), cfg, 5)
+    x1, y1, m1 = ds[[(0, 1), (3, 1)]]
+    x2, _, _ = ds[[(0, 1), (3, 1)]]
+    x3, _, _ = ds[[(0, 2), (3, 2)]]
+    assert x1.shape == (2, 2, 4, 4) and y1.shape == (2, 1) and m1.all()
+    assert (x1 == x2).all() and not (x1 == x3).all()
+
+
+def test_resize_by_area() -> None:
+    img = np.zeros((1, 1, 4, 4), np.uint8)
+    img[0, 0, :2, :2] = 200
+    out = resize_images(img, (2, 2))
+    assert out.tolist() == [[[[200, 0], [0, 0]]]]
+    assert resize_images(img, (4, 4)) is img
