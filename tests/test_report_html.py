@@ -24,7 +24,7 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     rmse = float(np.sqrt(np.mean((y - p) ** 2)))
     return {
         "r2": 1 - sse / sst,
-        "r": float(np.corrcoef(y, p)[0, 1]) if np.std(p) > 0 else float("nan"),
+        "r": float(np.corrcoef(y, p)[0, 1]) if np.std(p) > 0 else None,
         "rmse": rmse,
         "nrmse": rmse / float(np.ptp(y)),
     }
@@ -73,9 +73,10 @@ def make_fake_run(
             for i in range(frames):
                 rows.append({"recording": rec, "frame": i, "t_s": f"{t[i]:.4f}"})
         for name, c in cols.items():
-            y, mu, sd = (np.concatenate(c[key]) for key in ("y", "mu", "sd"))
-            for r, a, b, cc in zip(rows, y, mu, sd, strict=True):
+            y, mu, sd, fb = (np.concatenate(c[key]) for key in ("y", "mu", "sd", "fb"))
+            for r, a, b, cc, d in zip(rows, y, mu, sd, fb, strict=True):
                 r[name], r[f"{name}_sd"], r[f"{name}_true"] = f"{b:.6f}", f"{cc:.6f}", f"{a:.6f}"
+                r[f"{name}_mean_predictor"], r[f"{name}_feature_baseline"] = "5.0", f"{d:.6f}"
             per["cnn"][name] = _metrics(y, mu)
             per["feature_baseline"][name] = _metrics(y, np.concatenate(c["fb"]))
             per["mean_predictor"][name] = _metrics(y, np.full_like(y, 5.0))
@@ -88,20 +89,24 @@ def make_fake_run(
     for entry in models.values():
         for name in UNITS:
             vals = {
-                k: np.array([entry["per_participant"][p][name][k] for p in pids])
+                k: [entry["per_participant"][p][name][k] for p in pids]
                 for k in ("r2", "r", "rmse", "nrmse")
             }
             entry["summary"][name] = {
-                "r2_mean": float(vals["r2"].mean()),
-                "r2_sd": float(vals["r2"].std(ddof=1)),
-                "r_mean": float(np.mean(vals["r"])),
-                "rmse_mean": float(vals["rmse"].mean()),
-                "nrmse_mean": float(vals["nrmse"].mean()),
+                "r2_mean": float(np.mean(vals["r2"])),
+                "r2_sd": float(np.std(vals["r2"], ddof=1)),
+                "r_mean": None if None in vals["r"] else float(np.mean(vals["r"])),
+                "rmse_mean": float(np.mean(vals["rmse"])),
+                "nrmse_mean": float(np.mean(vals["nrmse"])),
             }
     metrics = {
         "targets": {n: {"unit": u} for n, u in UNITS.items()},
         "folds": participants // 2,
         "models": models,
+        "calibration": {
+            n: {"within_1sd": 0.5, "within_2sd": 0.9, "abs_error_sd_r": 0.1, "mean_sd": 1.0}
+            for n in UNITS
+        },
     }
     (run / "metrics.json").write_text(json.dumps(metrics))
     (run / "config.json").write_text(json.dumps({"dataset": dataset, "seed": seed}))
@@ -151,7 +156,7 @@ def test_report_tables_show_the_figures_of_metrics_json(tmp_path):
 
 
 def test_report_without_dataset_says_why_frames_are_missing(tmp_path):
-    run = make_fake_run(tmp_path / "run", dataset=str(tmp_path / "gone"))
+    run = make_fake_run(tmp_path / "run", participants=2, frames=20, dataset=str(tmp_path / "gone"))
     html = write_report(run).read_text(encoding="utf-8")
     assert "Example frames left out" in html
     assert "gone" in html and "not found" in html
@@ -208,12 +213,18 @@ def test_coverage_matches_nominal_when_sd_is_right_and_falls_when_overconfident(
 
 
 def test_report_calibration_table_reflects_the_spread(tmp_path):
-    good = write_report(make_fake_run(tmp_path / "a", sd_scale=1.0, frames=200)).read_text()
-    narrow = write_report(make_fake_run(tmp_path / "b", sd_scale=0.3, frames=200)).read_text()
+    good = write_report(
+        make_fake_run(tmp_path / "a", participants=2, sd_scale=1.0, frames=300)
+    ).read_text()
+    narrow = write_report(
+        make_fake_run(tmp_path / "b", participants=2, sd_scale=0.3, frames=300)
+    ).read_text()
 
     def z_rms(html: str) -> list[float]:
-        table = html[html.index("RMS of error / SD") :]
-        return [float(v) for v in re.findall(r"<td>([0-9.]+)</td></tr>", table)[: len(UNITS)]]
+        table = html[html.index("RMS error / SD") :]
+        table = table[: table.index("</table>")]
+        rows = re.findall(r"<tr><td class=l>\w+</td>(.*?)</tr>", table)
+        return [float(re.findall(r"<td>([^<]*)</td>", r)[2]) for r in rows]
 
     assert all(0.85 < z < 1.15 for z in z_rms(good))
     assert all(z > 2.5 for z in z_rms(narrow))

@@ -62,7 +62,8 @@ def trace_figure(
     unit: str,
     r2: Mapping[str, float] | None = None,
 ) -> Figure:
-    """Predicted (with a ±1 SD band) and measured traces of one target, one panel per participant.
+    """Predicted (with a ±1 SD band) and measured traces of one target, one panel per participant,
+    with the feature baseline's prediction where the predictions carry it.
 
     Args:
         preds: held-out participants' predictions.
@@ -91,6 +92,16 @@ def trace_figure(
                     lw=0,
                     label="±1 SD" if first else None,
                 )
+            fb = p.baselines.get("feature_baseline", {}).get(target)
+            if fb is not None:
+                ax.plot(
+                    xs,
+                    fb[sel],
+                    color=_MODEL_COLOURS["feature_baseline"],
+                    lw=0.7,
+                    alpha=0.8,
+                    label="feature baseline" if first else None,
+                )
             ax.plot(xs, y, color=_TRUE, lw=0.9, label="measured" if first else None)
             ax.plot(xs, mu, color=_PRED, lw=0.9, label="predicted" if first else None)
         for s in starts[1:]:
@@ -106,7 +117,7 @@ def trace_figure(
     for ax in axes[max(0, n - ncol) : n]:
         ax.set_xlabel("time (s), recordings end to end", fontsize=8)
     if n:
-        axes[0].legend(fontsize=7, loc="upper right", ncol=3, frameon=False)
+        axes[0].legend(fontsize=7, loc="upper right", ncol=4, frameon=False)
     fig.suptitle(_label(target, unit), fontsize=11)
     return fig
 

@@ -20,13 +20,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from musclestate import __version__
 from musclestate._atomic import write_text_atomic
 from musclestate.errors import MusclestateError
 from musclestate.report import figures
-from musclestate.report.results import MODEL_LABELS, RunResults, load_run, summary_rows
+from musclestate.report.results import (
+    MODEL_LABELS,
+    RunResults,
+    as_float,
+    load_run,
+    summary_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +56,7 @@ def _e(x: Any) -> str:
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return _e(x)
+    v = as_float(x)
     if not math.isfinite(v):
         return "–"
     return f"{v:.{digits}f}" if abs(v) < 1e4 else f"{v:.3g}"
@@ -110,26 +111,36 @@ def _participant_table(res: RunResults, model: str) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
-def _calibration_table(stats: Mapping[str, Mapping[str, float]], stored: Any) -> str:
-    out = []
-    if stats:
-        out.append(
-            "<table><tr><th class=l>target</th><th>within ±0.674 SD (nominal 50 %)</th>"
-            "<th>within ±1.645 SD (nominal 90 %)</th><th>RMS of error / SD</th></tr>"
+def _calibration_table(res: RunResults, stats: Mapping[str, Mapping[str, float]]) -> str:
+    """Coverage of the predicted spread per target: from the predictions (50 % / 90 % intervals,
+    RMS standardised error) and, where metrics.json has them, the stored ±1/±2 SD figures."""
+    stored = res.metrics.get("calibration")
+    stored = stored if isinstance(stored, Mapping) else {}
+    head = ["target", "within ±0.674 SD (50 %)", "within ±1.645 SD (90 %)", "RMS error / SD"]
+    has_stored = any(isinstance(stored.get(t), Mapping) for t in res.targets)
+    if has_stored:
+        head += ["within ±1 SD (68.3 %)", "within ±2 SD (95.4 %)", "r(|error|, SD)", "mean SD"]
+    rows = []
+    for t in res.targets:
+        s = stats.get(t, {})
+        cells = [
+            f"{_fmt(100 * as_float(s.get('coverage_50')), 1)} %",
+            f"{_fmt(100 * as_float(s.get('coverage_90')), 1)} %",
+            _fmt(s.get("z_rms"), 2),
+        ]
+        if has_stored:
+            c = stored.get(t) or {}
+            cells += [
+                f"{_fmt(100 * as_float(c.get('within_1sd')), 1)} %",
+                f"{_fmt(100 * as_float(c.get('within_2sd')), 1)} %",
+                _fmt(c.get("abs_error_sd_r"), 2),
+                f"{_fmt(c.get('mean_sd'), 3)} {_e(res.units[t])}",
+            ]
+        rows.append(
+            f"<tr><td class=l>{_e(t)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
         )
-        for t, s in stats.items():
-            out.append(
-                f"<tr><td class=l>{_e(t)}</td><td>{_fmt(100 * s['coverage_50'], 1)} %</td>"
-                f"<td>{_fmt(100 * s['coverage_90'], 1)} %</td><td>{_fmt(s['z_rms'], 2)}</td></tr>"
-            )
-        out.append("</table>")
-    if stored is not None:
-        out.append(
-            "<details><summary>calibration as stored in metrics.json</summary><pre>"
-            + _e(json.dumps(stored, indent=2, default=str))
-            + "</pre></details>"
-        )
-    return "".join(out)
+    header = "".join(f"<th{' class=l' if i == 0 else ''}>{_e(h)}</th>" for i, h in enumerate(head))
+    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
 
 
 def _roi_section(res: RunResults, n_examples: int) -> str:
@@ -186,7 +197,7 @@ def render_report(res: RunResults, *, n_examples: int = 4) -> str:
         "<h2 id=targets>Predicted and measured, per target</h2>",
     ]
     for t in res.targets:
-        r2 = {pid: float(m.get(t, {}).get("r2", np.nan)) for pid, m in cnn_pp.items()}
+        r2 = {pid: as_float(m.get(t, {}).get("r2")) for pid, m in cnn_pp.items()}
         s.append(f"<h3>{_e(t.replace('_', ' '))} ({_e(res.units[t])})</h3>")
         s.append(_img(figures.trace_figure(preds, t, res.units[t], r2), f"{t} traces"))
     s.append("<h3>Predicted against measured</h3>")
@@ -206,7 +217,7 @@ def render_report(res: RunResults, *, n_examples: int = 4) -> str:
         s.append(_img(fig, "calibration"))
     else:
         s.append("<p class=note>The predictions carry no SD, so calibration cannot be shown.</p>")
-    s.append(_calibration_table(stats, res.metrics.get("calibration")))
+    s.append(_calibration_table(res, stats))
     s.append("<h2 id=frames>Example frames and their ROI</h2>")
     s.append(_roi_section(res, n_examples))
     s.append("<h2 id=config>Configuration</h2>")

@@ -20,7 +20,7 @@ import csv
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ class ParticipantPredictions:
         mean: target name -> ``(N,)`` float64 predicted value.
         sd: target name -> ``(N,)`` float64 predicted standard deviation (NaN where absent).
         true: target name -> ``(N,)`` float64 measured value.
+        baselines: model key (``mean_predictor``, ``feature_baseline``) -> target name ->
+            ``(N,)`` float64 prediction, for the models whose ``NAME_<model>`` columns exist.
     """
 
     participant: str
@@ -57,6 +59,7 @@ class ParticipantPredictions:
     mean: Mapping[str, np.ndarray]
     sd: Mapping[str, np.ndarray]
     true: Mapping[str, np.ndarray]
+    baselines: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def n_frames(self) -> int:
@@ -147,8 +150,9 @@ def read_predictions(path: str | Path, targets: tuple[str, ...]) -> ParticipantP
     """Read one ``predictions/<PID>.csv`` file.
 
     ``NAME`` and ``NAME_true`` columns are required for every target; a missing ``NAME_sd``
-    column gives NaN (a model without spread). Raises :class:`InputError` naming the file and the
-    missing columns.
+    column gives NaN (a model without spread). Baseline predictions ``NAME_<model>`` (model in
+    :data:`MODEL_LABELS`) are read where every target has them. Raises :class:`InputError`
+    naming the file and the missing columns.
     """
     path = Path(path)
     try:
@@ -185,6 +189,11 @@ def read_predictions(path: str | Path, targets: tuple[str, ...]) -> ParticipantP
         sd = {
             t: num(f"{t}_sd") if f"{t}_sd" in col else np.full(len(rows), np.nan) for t in targets
         }
+        baselines = {
+            m: {t: num(f"{t}_{m}") for t in targets}
+            for m in MODEL_LABELS
+            if m != "cnn" and all(f"{t}_{m}" in col for t in targets)
+        }
         frame = np.array([int(float(c)) for c in cols[col["frame"]]], dtype=np.int64)
         t_s = num("t_s")
     except ValueError as exc:
@@ -197,6 +206,7 @@ def read_predictions(path: str | Path, targets: tuple[str, ...]) -> ParticipantP
         mean=mean,
         sd=sd,
         true=true,
+        baselines=baselines,
     )
 
 
@@ -245,6 +255,14 @@ def load_run(run_dir: str | Path) -> RunResults:
     )
 
 
+def as_float(v: Any) -> float:
+    """A metrics.json number as float; ``null``, missing or non-numeric values give NaN."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def summary_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per (target, model) from metrics.json's summaries, for tables.
 
@@ -264,7 +282,7 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "model": m,
                     "label": MODEL_LABELS.get(m, m),
                     **{
-                        k: float(s.get(k, math.nan))
+                        k: as_float(s.get(k))
                         for k in ("r2_mean", "r2_sd", "r_mean", "rmse_mean", "nrmse_mean")
                     },
                 }
