@@ -27,6 +27,7 @@ import numpy as np
 
 from musclestate._atomic import atomic_file
 from musclestate.errors import InputError, MediaError
+from musclestate.io._common import Crop, check_crop, finish_meta, make_recording, user_spacing
 from musclestate.records import Recording, RecordingMeta
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ _WRITE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska
 
 # Time base used when writing: 90 kHz, the MPEG convention, exact for 25/30/50/60 fps.
 _WRITE_TIME_BASE = Fraction(1, 90_000)
-
-Crop = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -144,25 +143,6 @@ def probe_video(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def _check_crop(crop: Sequence[int], width: int, height: int, path: Path) -> Crop:
-    try:
-        # Tolerate float round-off (rectangles saved by MATLAB, e.g. 719.9999999 for 720).
-        x, y, w, h = (round(float(v)) for v in crop)
-        if len(crop) != 4 or any(abs(float(v) - round(float(v))) > 1e-6 for v in crop):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise MediaError(
-            f"crop must be four whole numbers (x, y, w, h) in 0-based pixels, got {crop!r}", path
-        ) from None
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
-        raise MediaError(
-            f"crop (x={x}, y={y}, w={w}, h={h}) lies outside the {width}x{height} (WxH) frame; "
-            f"it must satisfy 0 <= x, 0 <= y, x + w <= {width}, y + h <= {height}",
-            path,
-        )
-    return x, y, w, h
-
-
 def _luma(frame: Any) -> np.ndarray:
     """The ``(H, W)`` uint8 luma of a decoded PyAV frame (a view where possible)."""
     if frame.format.name in _LUMA_FORMATS:
@@ -221,7 +201,7 @@ def iter_video(
                 )
             y = _luma(frame)
             if k == 0 and crop is not None:
-                box = _check_crop(crop, y.shape[1], y.shape[0], path)
+                box = check_crop(crop, y.shape[1], y.shape[0], path)
             if box is not None:
                 x0, y0, w, h = box
                 if y.shape[0] < y0 + h or y.shape[1] < x0 + w:
@@ -386,38 +366,9 @@ def read_video(
             "container_fps": info.fps,
         },
     }
-    if meta is None:
-        meta = RecordingMeta(participant="unknown", trial=path.stem or "video", source=str(path))
-    meta_kw: dict[str, Any] = {"extra": {**meta.extra, **extra}}
-    if not meta.source:
-        meta_kw["source"] = str(path)
-    spacing = _spacing(pixel_spacing_mm, path)
-    if spacing is not None and not meta.spacing_source:
-        meta_kw["spacing_source"] = "user:mm_per_pixel"
-    import dataclasses
-
-    meta = dataclasses.replace(meta, **meta_kw)
-    try:
-        return Recording(frames=stack, t_s=t_kept - t_s[0], pixel_spacing_mm=spacing, meta=meta)
-    except InputError as exc:
-        raise MediaError(str(exc), None) from None
-
-
-def _spacing(value: Sequence[float] | float | None, path: Path) -> tuple[float, float] | None:
-    """``(row_mm, col_mm)`` from one number (square pixels) or a pair; checks positivity."""
-    if value is None:
-        return None
-    try:
-        vals = [float(value)] * 2 if np.isscalar(value) else [float(v) for v in value]  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise MediaError(
-            f"pixel_spacing_mm must be a number or (row_mm, col_mm), got {value!r}", path
-        ) from None
-    if len(vals) != 2 or not all(np.isfinite(v) and v > 0 for v in vals):
-        raise MediaError(
-            f"pixel_spacing_mm must be one or two positive numbers, got {value!r}", path
-        )
-    return vals[0], vals[1]
+    spacing = user_spacing(pixel_spacing_mm, path)
+    meta = finish_meta(meta, path, extra, "user:mm_per_pixel" if spacing is not None else "")
+    return make_recording(stack, t_kept - t_s[0], spacing, meta, path)
 
 
 def write_video(
