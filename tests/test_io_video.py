@@ -10,7 +10,7 @@ import pytest
 import scipy.io as sio
 from scipy import ndimage
 
-from musclestate.errors import InputError, MediaError
+from musclestate.errors import ConfigError, InputError, MediaError
 from musclestate.io import read_recording
 from musclestate.io.video import (
     find_repeated_frames,
@@ -74,6 +74,19 @@ def test_frame_times_come_from_time_stamps_not_rate(tmp_path: Path) -> None:
     np.testing.assert_allclose(rec.t_s, t - t[0], atol=2e-5)
     stamps = [ts for ts, _ in iter_video(path)]
     np.testing.assert_allclose(np.diff(stamps), np.diff(t), atol=2e-5)
+
+
+def test_fps_override_and_depth(clip: tuple[Path, np.ndarray]) -> None:
+    path, _ = clip
+    rec = read_video(path, fps=10.0, crop=(0, 8, 64, 40), depth_mm=20.0)
+    np.testing.assert_allclose(rec.t_s, np.arange(12) / 10.0)
+    assert rec.meta.extra["time_source"] == "user:fps"
+    assert rec.pixel_spacing_mm == (0.5, 0.5) and rec.meta.spacing_source == "user:depth_mm"
+    assert read_video(path).meta.extra["time_source"] == "container:pts"
+    with pytest.raises(MediaError, match="positive frame rate"):
+        read_video(path, fps=-1)
+    with pytest.raises(MediaError, match="not both"):
+        read_video(path, depth_mm=20.0, pixel_spacing_mm=0.1)
 
 
 def test_crop_flip_spacing_and_given_meta(clip: tuple[Path, np.ndarray]) -> None:
@@ -182,6 +195,8 @@ def test_truncated_video_is_an_error_not_a_short_recording(tmp_path: Path) -> No
 def test_read_recording_dispatch(clip: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     path, frames = clip
     assert read_recording(path).n_frames == frames.shape[0]
+    with pytest.raises(ConfigError, match=r"t0_s do not apply to read_video; it accepts crop"):
+        read_recording(path, t0_s=1.0)
     odd = tmp_path / "x.xyz"
     odd.write_bytes(b"1")
     with pytest.raises(MediaError, match="unknown media type"):

@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from musclestate.errors import MediaError
+from musclestate.errors import ConfigError, MediaError
 from musclestate.records import Recording
 
 __all__ = ["read_recording"]
@@ -42,19 +44,32 @@ def read_recording(path: str | Path, **kw: Any) -> Recording:
     if path.is_dir():
         from musclestate.io import images
 
-        return images.read_image_folder(path, **kw)
+        return _call(images.read_image_folder, path, kw)
     suffix = path.suffix.lower()
     if suffix in _DICOM_SUFFIXES or _has_dicom_preamble(path):
         from musclestate.io import dicom
 
-        return dicom.read_dicom(path, **kw)
+        return _call(dicom.read_dicom, path, kw)
     if suffix in video.VIDEO_SUFFIXES:
-        return video.read_video(path, **kw)
+        return _call(video.read_video, path, kw)
     raise MediaError(
         f"unknown media type {suffix!r}; expected a folder of images, DICOM "
         f"({', '.join(_DICOM_SUFFIXES)}) or video ({', '.join(video.VIDEO_SUFFIXES)})",
         path,
     )
+
+
+def _call(reader: Callable[..., Recording], path: Path, kw: dict[str, Any]) -> Recording:
+    """Call ``reader`` once the options are known to apply (else a ConfigError lists them)."""
+    params = inspect.signature(reader).parameters
+    unknown = sorted(k for k in kw if k not in params or k == "path")
+    if unknown:
+        accepted = ", ".join(k for k in params if k != "path")
+        raise ConfigError(
+            f"{path}: option(s) {', '.join(unknown)} do not apply to {reader.__name__}; "
+            f"it accepts {accepted}"
+        )
+    return reader(path, **kw)
 
 
 def _has_dicom_preamble(path: Path) -> bool:

@@ -27,7 +27,14 @@ import numpy as np
 
 from musclestate._atomic import atomic_file
 from musclestate.errors import InputError, MediaError
-from musclestate.io._common import Crop, check_crop, finish_meta, make_recording, user_spacing
+from musclestate.io._common import (
+    Crop,
+    check_crop,
+    depth_spacing,
+    finish_meta,
+    make_recording,
+    user_spacing,
+)
 from musclestate.records import Recording, RecordingMeta
 
 log = logging.getLogger(__name__)
@@ -282,18 +289,23 @@ def read_video(
     flip_horizontal: bool = False,
     drop_repeated: bool = False,
     pixel_spacing_mm: Sequence[float] | float | None = None,
+    depth_mm: float | None = None,
+    fps: float | None = None,
     meta: RecordingMeta | None = None,
 ) -> Recording:
     """Read a video file into a :class:`Recording` (frames only; no signals or targets).
 
     Frame times are the container's presentation time stamps in seconds, shifted so that the
     first decoded frame is at 0 s (the original start is kept in ``meta.extra["pts_start_s"]``).
+    Only an explicit ``fps`` replaces them with ``k / fps``, for files whose time stamps are
+    known to be wrong (``meta.extra["time_source"]`` says which was used).
     Repeated frames (see :func:`find_repeated_frames`) are always counted; with
     ``drop_repeated`` they are removed, keeping the first frame of each run with its own time.
 
     ``meta.extra`` gains: ``repeated_frames`` (count), ``repeated_frame_indices`` (indices in
     decoded order), ``dropped_frames`` (count), ``dropped_frame_indices``, ``decoded_frames``,
-    ``pts_start_s``, ``crop``, ``flip_horizontal`` and ``video`` (codec, size, container fps).
+    ``pts_start_s``, ``time_source``, ``crop``, ``flip_horizontal`` and ``video`` (codec, size,
+    container fps).
 
     Args:
         path: MP4/AVI/MOV/WMV/MKV file.
@@ -302,6 +314,8 @@ def read_video(
         drop_repeated: remove repeated frames.
         pixel_spacing_mm: ``(row_mm, col_mm)``, or one number for square pixels; ``None`` if
             unknown (video containers carry no spacing).
+        depth_mm: imaging depth spanned by the (cropped) frame's rows; gives square pixels.
+        fps: frame rate in frames/s that overrides the container's time stamps.
         meta: recording metadata; ``None`` gives participant ``"unknown"`` and trial = file stem.
 
     Raises:
@@ -309,6 +323,15 @@ def read_video(
             the frame, missing or non-increasing time stamps.
     """
     path = Path(path)
+    if pixel_spacing_mm is not None and depth_mm is not None:
+        raise MediaError("give pixel_spacing_mm or depth_mm, not both", path)
+    if fps is not None:
+        try:
+            fps = float(fps)
+        except (TypeError, ValueError):
+            raise MediaError(f"fps must be a number, got {fps!r}", path) from None
+        if not (np.isfinite(fps) and fps > 0):
+            raise MediaError(f"fps must be a positive frame rate, got {fps!r}", path)
     times: list[float] = []
     frames: list[np.ndarray] = []
     for t, fr in iter_video(path, crop=crop, flip_horizontal=flip_horizontal):
@@ -324,6 +347,8 @@ def read_video(
             path,
         )
     t_s = np.asarray(times, dtype=np.float64)
+    if fps is not None:
+        t_s = t_s[0] + np.arange(t_s.size) / float(fps)
     d = np.diff(t_s)
     if (d <= 0).any():
         i = int(np.argmax(d <= 0))
@@ -357,6 +382,7 @@ def read_video(
         "dropped_frame_indices": [int(i) for i in dropped],
         "decoded_frames": int(t_s.size),
         "pts_start_s": float(t_s[0]),
+        "time_source": "container:pts" if fps is None else "user:fps",
         "crop": None if crop is None else [round(float(v)) for v in crop],
         "flip_horizontal": bool(flip_horizontal),
         "video": {
@@ -366,8 +392,12 @@ def read_video(
             "container_fps": info.fps,
         },
     }
-    spacing = user_spacing(pixel_spacing_mm, path)
-    meta = finish_meta(meta, path, extra, "user:mm_per_pixel" if spacing is not None else "")
+    if depth_mm is not None:
+        spacing, source = depth_spacing(depth_mm, stack.shape[1], path), "user:depth_mm"
+    else:
+        spacing = user_spacing(pixel_spacing_mm, path)
+        source = "user:mm_per_pixel" if spacing is not None else ""
+    meta = finish_meta(meta, path, extra, source)
     return make_recording(stack, t_kept - t_s[0], spacing, meta, path)
 
 
