@@ -116,6 +116,8 @@ class RecordingSpec:
     fps: float | None = None
     time_column: str | None = None
     mat_group: str | None = None
+    signal_units: Mapping[str, str] = field(default_factory=dict)
+    signal_rate_hz: float | None = None
     index: int = 0  # position in the file, for messages
 
     @property
@@ -328,6 +330,9 @@ def _parse_recording(path: Path, i: int, d: Mapping[str, Any]) -> RecordingSpec:
     if spacing is not None and "depth_mm" in d:
         raise ctx.err("give pixel_spacing_mm or depth_mm, not both")
     knee = d.get("knee_angle_deg")
+    sig_units = d.get("signal_units", {})
+    if not (isinstance(sig_units, Mapping) and all(isinstance(v, str) for v in sig_units.values())):
+        raise ctx.err(f"signal_units must be a table of channel = 'unit', got {sig_units!r}")
     return RecordingSpec(
         participant=_str(ctx, d["participant"], "participant"),
         trial=_str(ctx, d["trial"], "trial"),
@@ -351,6 +356,10 @@ def _parse_recording(path: Path, i: int, d: Mapping[str, Any]) -> RecordingSpec:
         fps=_num(ctx, d["fps"], "fps", positive=True) if "fps" in d else None,
         time_column=_str(ctx, d["time_column"], "time_column") if "time_column" in d else None,
         mat_group=_str(ctx, d["mat_group"], "mat_group") if "mat_group" in d else None,
+        signal_units=dict(sig_units),
+        signal_rate_hz=_num(ctx, d["signal_rate_hz"], "signal_rate_hz", positive=True)
+        if "signal_rate_hz" in d
+        else None,
         index=i,
     )
 
@@ -385,7 +394,13 @@ def read_manifest(path: str | Path) -> ImportManifest:
         raise top.err("no [[recording]] entries")
     specs = []
     for i, entry in enumerate(entries):
-        merged = {**defaults, **entry}
+        base = dict(defaults)
+        # The two ways of giving spacing exclude each other: one set on a recording replaces
+        # the other from [defaults].
+        for a, b in (("depth_mm", "pixel_spacing_mm"), ("pixel_spacing_mm", "depth_mm")):
+            if a in entry and b not in entry:
+                base.pop(b, None)
+        merged = {**base, **entry}
         merged["targets"] = {**defaults.get("targets", {}), **entry.get("targets", {})}
         specs.append(_parse_recording(path, i, merged))
     seen: dict[str, RecordingSpec] = {}
@@ -413,23 +428,32 @@ def read_manifest(path: str | Path) -> ImportManifest:
 # ---- importing ------------------------------------------------------------------------------
 
 
-def _read_signals(spec: RecordingSpec) -> dict[str, Signal]:
-    from musclestate.io.signals import read_signals
-
+def _signal_kw(spec: RecordingSpec) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if spec.time_column:
         kw["time_column"] = spec.time_column
     if spec.mat_group:
         kw["mat_group"] = spec.mat_group
+    if spec.signal_rate_hz:
+        kw["rate_hz"] = spec.signal_rate_hz
+    return kw
+
+
+def _read_signals(spec: RecordingSpec) -> dict[str, Signal]:
+    from musclestate.io.signals import read_signals
+
     out: dict[str, Signal] = {}
     for f in spec.signals:
-        for name, sig in read_signals(f, **kw).items():
+        for name, sig in read_signals(f, **_signal_kw(spec)).items():
             if name in out:
                 raise SignalError(
                     f"channel {name!r} appears in both {out[name].source} and {f}; rename one",
                     f,
                 )
             out[name] = sig
+    for name, unit in spec.signal_units.items():
+        sig = _channel(out, name, spec)
+        out[name] = dataclasses.replace(sig, unit=unit)
     return out
 
 
@@ -476,10 +500,21 @@ def _mvc_values(
 def _index_map(spec: RecordingSpec, signals: Mapping[str, Signal]) -> np.ndarray:
     sy = spec.sync
     assert sy is not None
-    if sy.channel is not None:
-        return np.asarray(_channel(signals, sy.channel, spec).values)
-    assert sy.file is not None
     from musclestate.io.signals import read_signals
+
+    if sy.channel is not None:
+        if sy.channel in signals:
+            return np.asarray(signals[sy.channel].values)
+        # A per-frame vector (e.g. MATLAB frameInds) is not on the samples' time axis; readers
+        # return it only when asked for by name.
+        for f in spec.signals:
+            try:
+                got = read_signals(f, channels=[sy.channel], **_signal_kw(spec))
+            except SignalError:
+                continue
+            return np.asarray(got[sy.channel].values)
+        _channel(signals, sy.channel, spec)  # raises, listing the available channels
+    assert sy.file is not None
 
     if sy.file.suffix.lower() in (".txt", ".npy"):
         try:
