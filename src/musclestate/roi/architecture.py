@@ -50,8 +50,8 @@ def dominant_orientation_deg(
 ) -> float:
     """Dominant line orientation in ``region`` of ``image`` from the structure tensor.
 
-    The structure tensor J = sum over the region of (g gᵀ), g the Gaussian-smoothed gradient in
-    physical units, has its main eigenvector across the lines; the lines run at right angles to
+    The structure tensor J = sum over the region of (g gᵀ), g the Gaussian-smoothed gradient,
+    has its main eigenvector across the lines; the lines run at right angles to
     it. Summing over the region weights each pixel by its gradient energy, so bright coherent
     fascicles dominate speckle. scipy provides the Gaussian derivatives; the 2 x 2 eigen-angle is
     closed form.
@@ -74,14 +74,24 @@ def dominant_orientation_deg(
     c0, c1 = max(cols.min() - 4, 0), cols.max() + 5
     img = np.asarray(image[r0:r1, c0:c1], np.float32)
     reg = region[r0:r1, c0:c1]
-    gy = ndimage.gaussian_filter(img, sigma_px, order=(1, 0)) / pixel_spacing_mm[0]
-    gx = ndimage.gaussian_filter(img, sigma_px, order=(0, 1)) / pixel_spacing_mm[1]
+    # The tensor is formed in pixel units, where speckle is roughly isotropic (in physical units
+    # its gradient energy would favour the axis with the finer spacing and bias the angle); the
+    # line direction is then mapped to physical units.
+    gy = ndimage.gaussian_filter(img, sigma_px, order=(1, 0))
+    gx = ndimage.gaussian_filter(img, sigma_px, order=(0, 1))
     jxx = float(np.sum(gx[reg] ** 2))
     jyy = float(np.sum(gy[reg] ** 2))
     jxy = float(np.sum(gx[reg] * gy[reg]))
     grad_angle = 0.5 * np.arctan2(2 * jxy, jxx - jyy)
-    line = float(np.degrees(grad_angle)) + 90.0  # in (0, 180]
-    return line - 180.0 if line > 90.0 else line
+    line_px = grad_angle + np.pi / 2  # line direction in pixels: (cos, sin) = (d col, d row)
+    d_col = np.cos(line_px) * pixel_spacing_mm[1]
+    d_row = np.sin(line_px) * pixel_spacing_mm[0]
+    line = float(np.degrees(np.arctan2(d_row, d_col)))  # in (-180, 180]
+    if line > 90.0:
+        line -= 180.0
+    elif line <= -90.0:
+        line += 180.0
+    return line
 
 
 def _line_angle_difference(a: float, b: float) -> float:
