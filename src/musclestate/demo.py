@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -46,77 +47,124 @@ STAGES: tuple[str, ...] = ("simulate", "import", "roi", "cross-validate", "repor
 CONFIG_FILE = "demo_config.json"
 
 
-def _default_train() -> dict[str, Any]:
-    return {}
-
-
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo cohort and run.
+    """Sizes of the demo cohort and run; everything not set here keeps its stage's default.
 
     Attributes:
         participants: phantom participants (each one a different simulated person).
-        seconds: seconds of tracking recording per participant.
+        seconds: seconds of tracking recording per participant (split over
+            ``tracking_trials``).
         fps: frame rate of the simulated scanner (frames per second).
-        size: ``(rows, cols)`` of the simulated B-mode frames in pixels.
-        folds: participant-wise cross-validation folds (2..participants; every fold holds out
-            at least one participant).
+        size: ``(rows, cols)`` of the simulated B-mode frames in pixels (even, >= 64).
+        tracking_trials: tracking trials per participant.
+        mvc_seconds: length of each participant's MVC trial (used only for %MVC normalisation).
+        rom_seconds: length of each participant's passive range-of-motion trial.
+        folds: participant-wise cross-validation folds (2..participants).
         seed: seed of the cohort and of training.
-        train: overrides of :class:`musclestate.training.config.TrainConfig` (field -> value);
-            everything else keeps the training defaults.
+        roi: overrides of :class:`musclestate.roi.ROIConfig` (field -> value).
+        train: overrides of :class:`musclestate.training.config.TrainConfig` (field -> value).
     """
 
     participants: int = 8
     seconds: float = 40.0
     fps: float = 20.0
     size: tuple[int, int] = (192, 192)
+    tracking_trials: int = 2
+    mvc_seconds: float = 4.0
+    rom_seconds: float = 8.0
     folds: int = 4
     seed: int = 0
-    train: Mapping[str, Any] = field(default_factory=_default_train)
+    roi: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        size = tuple(int(s) for s in self.size)
-        if len(size) != 2 or min(size) < 64:
-            raise ConfigError(f"demo size must be (rows, cols) with both >= 64, got {self.size!r}")
-        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        object.__setattr__(self, "roi", dict(self.roi))
         object.__setattr__(self, "train", dict(self.train))
         if self.participants < 3:
             raise ConfigError(
-                f"demo participants must be >= 3 (train, validation and test people), "
+                f"demo participants must be >= 3 (training, validation and test people), "
                 f"got {self.participants}"
             )
         if not 2 <= self.folds <= self.participants:
             raise ConfigError(
                 f"demo folds must be in 2..participants ({self.participants}), got {self.folds}"
             )
-        if self.seconds <= 0 or self.fps <= 0:
-            raise ConfigError(
-                f"demo seconds and fps must be > 0, got seconds={self.seconds}, fps={self.fps}"
-            )
-        self.train_config()  # validate the overrides now, not after the cohort is simulated
+        # Build every stage's configuration now, so that a bad value fails before any work.
+        self.phantom_config()
+        self.roi_config()
+        self.train_config()
+
+    def phantom_config(self) -> Any:
+        """The resolved :class:`musclestate.phantom.PhantomConfig` of the demo cohort."""
+        from musclestate.phantom import PhantomConfig, ProtocolConfig
+
+        return PhantomConfig(
+            participants=self.participants,
+            seconds=self.seconds,
+            fps=self.fps,
+            seed=self.seed,
+            size=self.size,
+            protocol=ProtocolConfig(
+                tracking_trials=self.tracking_trials,
+                mvc_seconds=self.mvc_seconds,
+                rom_seconds=self.rom_seconds,
+            ),
+        )
+
+    def roi_config(self) -> Any:
+        """The resolved :class:`musclestate.roi.ROIConfig` of the demo."""
+        from musclestate.roi.pipeline import ROIConfig
+
+        return ROIConfig.from_dict(self.roi)
 
     def train_config(self) -> Any:
         """The resolved :class:`~musclestate.training.config.TrainConfig` of the demo."""
         from musclestate.training.config import TrainConfig
 
-        d = {"seed": self.seed, **self.train}
-        return TrainConfig.from_dict(d)
+        return TrainConfig.from_dict({"seed": self.seed, **self.train})
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with the training configuration resolved in full."""
+        """JSON-ready dict: the demo's sizes and every stage's configuration resolved in full."""
         d = dataclasses.asdict(self)
         d["size"] = list(self.size)
-        d["train"] = self.train_config().to_dict()
+        d["roi"] = dict(self.roi)
+        d["train"] = dict(self.train)
+        d["resolved"] = {
+            "phantom": self.phantom_config().to_dict(),
+            "roi": self.roi_config().to_dict(),
+            "train": self.train_config().to_dict(),
+        }
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DemoConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        """Inverse of :meth:`to_dict` (``resolved`` is ignored: it follows from the rest);
+        unknown keys raise :class:`ConfigError`."""
+        d = {k: v for k, v in d.items() if k != "resolved"}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"unknown demo setting(s) {unknown}; valid are {sorted(names)}")
-        return cls(**dict(d))
+        return cls(**d)
+
+
+def load_demo_config(path: str | Path) -> DemoConfig:
+    """Read a demo configuration JSON file (e.g. a previous demo's ``demo_config.json``)."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("demo configuration file not found", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read demo configuration: {exc}", path) from None
+    if not isinstance(d, dict):
+        raise InputError("demo configuration must be a JSON object", path)
+    try:
+        return DemoConfig.from_dict(d)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: invalid demo configuration: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -221,24 +269,31 @@ def run_demo(
     manifest = timed(
         "simulate",
         lambda: simulate_cohort(
-            out / "cohort",
-            participants=cfg.participants,
-            seconds=cfg.seconds,
-            fps=cfg.fps,
-            seed=cfg.seed,
-            size=cfg.size,
-            progress=tell("simulate"),
+            out / "cohort", config=cfg.phantom_config(), progress=tell("simulate")
         ),
     )
     dataset = timed(
         "import",
         lambda: import_manifest(manifest, out / "dataset", progress=tell("import")),
     )
-    timed("roi", lambda: apply_roi(dataset, progress=tell("roi")))
+    timed("roi", lambda: apply_roi(dataset, cfg.roi_config(), progress=tell("roi")))
 
     def cv_progress(description: str, done: int, total: int) -> None:
-        if progress is not None:
-            progress("cross-validate", int(done), int(total), description)
+        # Training reports epochs per fold ("fold k/K"); the demo shows one bar over all folds,
+        # counting every fold as its maximum number of epochs (early stopping jumps ahead).
+        if progress is None:
+            return
+        m = re.match(r"fold (\d+)/(\d+)", description)
+        if m is None:
+            progress("cross-validate", 0, None, f"{description} {done}/{total}")
+            return
+        k, n_folds = int(m.group(1)), int(m.group(2))
+        progress(
+            "cross-validate",
+            (k - 1) * int(total) + int(done),
+            n_folds * int(total),
+            f"{description}, epoch {done}/{total}",
+        )
 
     timed(
         "cross-validate",
