@@ -663,12 +663,20 @@ def report_cmd(
     path = write_report(run, out, n_examples=examples)
     con = Console()
     con.print(metrics_table(json.loads((run / "metrics.json").read_text(encoding="utf-8"))))
-    con.print(f"report: {path}")
+    con.print(f"report: {path}", soft_wrap=True)
 
 
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-output"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="JSON demo configuration (e.g. a previous run's demo_config.json); the options "
+            "below override it.",
+        ),
+    ] = None,
     participants: Annotated[int | None, typer.Option(help="Phantom participants.")] = None,
     seconds: Annotated[float | None, typer.Option(help="Seconds recorded per participant.")] = None,
     fps: Annotated[float | None, typer.Option(help="Simulated frame rate.")] = None,
@@ -692,12 +700,11 @@ def demo_cmd(
         TimeRemainingColumn,
     )
 
-    from musclestate.demo import STAGES, DemoConfig, run_demo
+    from musclestate.demo import STAGES, DemoConfig, load_demo_config, run_demo
     from musclestate.report import metrics_table
 
-    cfg = DemoConfig()
-    given = {"participants": participants, "seconds": seconds, "fps": fps, "folds": folds}
-    given["seed"] = seed
+    cfg = DemoConfig() if config is None else load_demo_config(config)
+    given = dict(participants=participants, seconds=seconds, fps=fps, folds=folds, seed=seed)
     cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
     if epochs is not None:
         cfg = dataclasses.replace(cfg, train={**cfg.train, "epochs": epochs})
@@ -737,7 +744,10 @@ def demo_cmd(
             t = bar.tasks[tasks[s]]
             bar.update(tasks[s], total=t.completed or 1, completed=t.completed or 1)
     con.print(metrics_table(result.metrics))
-    con.print(f"wall time {result.timings_s['total'] / 60:.1f} min; report: {result.report}")
+    con.print(
+        f"wall time {result.timings_s['total'] / 60:.1f} min; report: {result.report}",
+        soft_wrap=True,
+    )
 
 
 # ---- inference: predict, stream, export --------------------------------------------------------
