@@ -21,6 +21,9 @@ _API: dict[str, str] = {
     "Target": "musclestate.records",
     "TARGET_UNITS": "musclestate.records",
     "MusclestateError": "musclestate.errors",
+    "import_manifest": "musclestate.dataset",
+    "write_dataset": "musclestate.dataset",
+    "open_dataset": "musclestate.dataset",
 }
 
 __all__ = ["__version__", *_API]

@@ -595,18 +595,10 @@ def _read_video(spec: RecordingSpec) -> Recording:
         kw["pixel_spacing_mm"] = spec.pixel_spacing_mm
     if spec.fps is not None:
         kw["fps"] = spec.fps
-    is_dicom = spec.video.suffix.lower() in (".dcm", ".dicom", ".dic")
-    if spec.depth_mm is not None and is_dicom:
+    if spec.depth_mm is not None:
         kw["depth_mm"] = spec.depth_mm
     rec = read_recording(spec.video, **kw)
-    if spec.depth_mm is not None and not is_dicom:
-        # Square pixels: depth over the (cropped) image's rows.
-        mm = spec.depth_mm / rec.frame_shape[0]
-        rec = rec.replace(
-            pixel_spacing_mm=(mm, mm),
-            meta=dataclasses.replace(rec.meta, spacing_source="user:depth_mm"),
-        )
-    elif spec.pixel_spacing_mm is not None and not rec.meta.spacing_source:
+    if spec.pixel_spacing_mm is not None and not rec.meta.spacing_source:
         rec = rec.replace(meta=dataclasses.replace(rec.meta, spacing_source="user:mm_per_pixel"))
     return rec
 
