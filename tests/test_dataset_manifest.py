@@ -43,10 +43,15 @@ def emg_csv(path: Path, amp: float, seconds: float, seed: int) -> None:
     write_csv(path, ["time", "emg_mg [mV]"], [t, amp * x / x.std()])
 
 
-def make_trial(folder: Path, trial: str, n_pulses: int = N_FRAMES, daq_s: float = 3.0) -> None:
+def make_trial(
+    folder: Path, trial: str, n_pulses: int = N_FRAMES, daq_s: float = 3.0, repeats=()
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    write_video(folder / f"{trial}.mp4", rng.integers(0, 255, (N_FRAMES, 32, 40), np.uint8), FPS)
+    frames = rng.integers(0, 255, (N_FRAMES, 32, 40), np.uint8)
+    for k in repeats:
+        frames[k] = frames[k - 1]
+    write_video(folder / f"{trial}.mp4", frames, FPS)
     t = np.arange(0, daq_s, 1 / DAQ_HZ)
     trig = np.zeros_like(t)
     for k in range(n_pulses):
@@ -202,21 +207,8 @@ def test_import_errors_leave_nothing(lab: Path, tmp_path: Path, extra, offset, e
 
 def test_trigger_count_mismatch(tmp_path: Path) -> None:
     make_trial(tmp_path / "P01", "t", n_pulses=N_FRAMES - 2)
-    (tmp_path / "m.toml").write_text(
-        textwrap.dedent(
-            """
-            [[recording]]
-            participant = "P01"
-            trial = "t"
-            video = "P01/t.mp4"
-            signals = "P01/t_dyn.csv"
-            sync = { method = "trigger", channel = "sync" }
-            targets.ankle_angle = { channel = "angle" }
-            """
-        )
-    )
     with pytest.raises(SignalError, match="28 rising edges but the video has 30 frames"):
-        import_manifest(tmp_path / "m.toml", tmp_path / "ds")
+        import_manifest(_single(tmp_path), tmp_path / "ds")
     assert not (tmp_path / "ds").exists()
 
 
@@ -259,3 +251,46 @@ def test_drazan_clip_through_manifest(drazan_dir: Path, tmp_path: Path) -> None:
     assert ds.recordings[0].frame_shape == (574, 720)
     np.testing.assert_array_equal(ds.targets(rid)["ankle_angle"], push.POS[inds])
     np.testing.assert_array_equal(ds.targets(rid)["ankle_moment"], push.TOR[inds])
+
+
+def _single(tmp_path: Path, extra: str = "") -> Path:
+    (tmp_path / "m.toml").write_text(
+        textwrap.dedent(
+            """
+            [[recording]]
+            participant = "P01"
+            trial = "t"
+            video = "P01/t.mp4"
+            signals = "P01/t_dyn.csv"
+            sync = { method = "trigger", channel = "sync" }
+            targets.ankle_angle = { channel = "angle" }
+            """
+        )
+        + extra
+    )
+    return tmp_path / "m.toml"
+
+
+def test_drop_repeated_frames_keeps_their_trigger_times(tmp_path: Path) -> None:
+    make_trial(tmp_path / "P01", "t", repeats=(5, 6, 20))
+    ds = open_dataset(
+        import_manifest(_single(tmp_path, "drop_repeated_frames = true\n"), tmp_path / "ds")
+    )
+    info = ds.recordings[0]
+    assert info.meta["extra"]["dropped_frame_indices"] == [5, 6, 20]
+    keep = np.delete(np.arange(N_FRAMES), [5, 6, 20])
+    frame_t = START_S + keep / FPS
+    assert info.n_frames == keep.size
+    np.testing.assert_allclose(ds.frame_times(info.id), frame_t, atol=1 / DAQ_HZ)
+    np.testing.assert_allclose(ds.targets(info.id)["ankle_angle"], angle(frame_t), atol=0.05)
+
+
+def test_nan_in_signal_file_is_reported(tmp_path: Path) -> None:
+    make_trial(tmp_path / "P01", "t")
+    csv = tmp_path / "P01" / "t_dyn.csv"
+    lines = csv.read_text().splitlines()
+    lines[101] = lines[101].rsplit(",", 1)[0] + ",nan"
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SignalError, match=r"t_dyn.csv.*NaN"):
+        import_manifest(_single(tmp_path), tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
