@@ -128,7 +128,7 @@ class Estimates:
         )
 
 
-def _fmt(v: Any) -> str:
+def format_cell(v: Any) -> str:
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     f = float(v)
@@ -143,7 +143,7 @@ def write_csv(path: str | Path, est: Estimates) -> Path:
         w = csv.writer(fh)
         w.writerow(names)
         for i in range(len(est)):
-            w.writerow([_fmt(cols[c][i]) for c in names])
+            w.writerow([format_cell(cols[c][i]) for c in names])
     return Path(path)
 
 

@@ -54,15 +54,27 @@ class RoiOutput:
 
 
 class RoiStage(Protocol):
-    """Finds the muscle and cuts the estimator's input patches."""
+    """Finds the muscle and cuts the estimator's input patches.
+
+    Offline, ``__call__`` gets consecutive frames of one input; a stage whose result depends on
+    neighbouring frames (temporal smoothing) sets ``context`` > 0 and the predictor passes that
+    many extra frames on each side of every ``chunk``. Live, ``step`` gets one frame at a time
+    and may only look back.
+    """
 
     feature_names: tuple[str, ...]
     feature_units: Mapping[str, str]
+    context: int
+    chunk: int
 
     def __call__(
         self, frames: np.ndarray, pixel_spacing_mm: tuple[float, float] | None
     ) -> RoiOutput:
         """``frames (N, H, W) uint8`` (consecutive frames of one input) -> :class:`RoiOutput`."""
+        ...
+
+    def step(self, frame: np.ndarray, pixel_spacing_mm: tuple[float, float] | None) -> RoiOutput:
+        """One live frame ``(H, W) uint8`` -> one-frame :class:`RoiOutput` (causal)."""
         ...
 
     def reset(self) -> None:
@@ -187,6 +199,7 @@ class Predictor:
         self.config = config or PredictorConfig()
         self.training_range = training_range or TrainingRange()
         self.info = dict(info or {})
+        self.last_outlines: Sequence[np.ndarray] = []
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -196,6 +209,44 @@ class Predictor:
         """Start a new input: forget the ROI tracking state."""
         self.roi.reset()
 
+    def estimate(self, roi: RoiOutput, index: np.ndarray, t_s: np.ndarray) -> Estimates:
+        """Estimates from a ROI result: the estimator runs on frames where the muscle was found."""
+        n = len(index)
+        found = np.asarray(roi.found, dtype=bool)
+        mean = {k: np.full(n, np.nan) for k in self.targets}
+        sd = {k: np.full(n, np.nan) for k in self.targets}
+        sel = np.flatnonzero(found)
+        if getattr(self.estimator, "context", 0) > 0 and sel.size:
+            # temporal context: neighbours must be the true neighbouring frames, so the whole
+            # stretch goes in one call (frames without a muscle carry zero patches, as stored)
+            out = self.estimator.predict(np.ascontiguousarray(roi.patches))
+            for k in self.targets:
+                mean[k][sel] = out[k][0][sel]
+                sd[k][sel] = out[k][1][sel]
+            sel = sel[:0]
+        bs = self.config.batch_size
+        for s in range(0, sel.size, bs):
+            rows = sel[s : s + bs]
+            out = self.estimator.predict(np.ascontiguousarray(roi.patches[rows]))
+            for k in self.targets:
+                m, sdev = out[k]
+                mean[k][rows] = m
+                sd[k][rows] = sdev
+        feats = np.asarray(roi.features, dtype=np.float64).reshape(n, -1)
+        features = {name: feats[:, j] for j, name in enumerate(self.roi.feature_names)}
+        oor = self.training_range.flag(mean, features, self.config.range_margin) & found
+        return Estimates(
+            frame=np.asarray(index, dtype=np.int64),
+            t_s=np.asarray(t_s, dtype=np.float64),
+            mean=mean,
+            sd=sd,
+            units={k: self.estimator.units[k] for k in self.targets},
+            roi_found=found,
+            out_of_range=oor,
+            features=features,
+            feature_units=dict(self.roi.feature_units),
+        )
+
     def predict_frames(
         self,
         frames: np.ndarray,
@@ -204,7 +255,7 @@ class Predictor:
         index: np.ndarray | None = None,
         pixel_spacing_mm: tuple[float, float] | None = None,
     ) -> Prediction:
-        """Estimate ``frames (N, H, W) uint8`` (consecutive frames of one input) in one batch.
+        """Estimate ``frames (N, H, W) uint8``, consecutive frames of one input, in one go.
 
         ``t_s`` and ``index`` default to ``arange(N)``; frames without a muscle get NaN
         estimates and ``roi_found = False``.
@@ -218,32 +269,7 @@ class Predictor:
         idx = np.arange(n) if index is None else np.asarray(index, dtype=np.int64)
         t = idx.astype(np.float64) if t_s is None else np.asarray(t_s, dtype=np.float64)
         roi = self.roi(frames, pixel_spacing_mm)
-        found = np.asarray(roi.found, dtype=bool)
-        mean = {k: np.full(n, np.nan) for k in self.targets}
-        sd = {k: np.full(n, np.nan) for k in self.targets}
-        if found.any():
-            sel = np.flatnonzero(found)
-            patches = np.ascontiguousarray(roi.patches[sel], dtype=np.float32)
-            out = self.estimator.predict(patches)
-            for k in self.targets:
-                m, s = out[k]
-                mean[k][sel] = m
-                sd[k][sel] = s
-        feats = np.asarray(roi.features, dtype=np.float64).reshape(n, -1)
-        features = {name: feats[:, j] for j, name in enumerate(self.roi.feature_names)}
-        oor = self.training_range.flag(mean, features, self.config.range_margin) & found
-        est = Estimates(
-            frame=idx,
-            t_s=t,
-            mean=mean,
-            sd=sd,
-            units={k: self.estimator.units[k] for k in self.targets},
-            roi_found=found,
-            out_of_range=oor,
-            features=features,
-            feature_units=dict(self.roi.feature_units),
-        )
-        return Prediction(est, roi.outlines)
+        return Prediction(self.estimate(roi, idx, t), roi.outlines)
 
     def step(
         self,
@@ -253,13 +279,13 @@ class Predictor:
         index: int = 0,
         pixel_spacing_mm: tuple[float, float] | None = None,
     ) -> Estimates:
-        """Estimate one live frame ``(H, W) uint8``; tracking state carries to the next call."""
-        return self.predict_frames(
-            np.asarray(frame)[None],
-            t_s=np.array([t_s]),
-            index=np.array([index]),
-            pixel_spacing_mm=pixel_spacing_mm,
-        ).estimates
+        """Estimate one live frame ``(H, W) uint8`` causally; tracking carries to the next call."""
+        frame = np.asarray(frame)
+        if frame.ndim != 2 or frame.dtype != np.uint8:
+            raise ConfigError(f"a live frame must be (H, W) uint8, got {frame.shape} {frame.dtype}")
+        roi = self.roi.step(frame, pixel_spacing_mm)
+        self.last_outlines = roi.outlines[0] if roi.outlines else []
+        return self.estimate(roi, np.array([index]), np.array([t_s]))
 
     def run(
         self,
@@ -268,41 +294,71 @@ class Predictor:
         keep_outlines: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> Prediction:
-        """Estimate every frame of ``source`` in batches of ``config.batch_size``.
+        """Estimate every frame of ``source`` offline.
 
-        ``progress(n)`` is called after each batch with the number of frames just done.
+        Frames are read in chunks of ``roi.chunk`` with ``roi.context`` frames of overlap on
+        each side, so a stage with temporal smoothing gives what it gives on the whole input;
+        ``progress(n)`` is called with the number of frames finished after each chunk.
         """
         self.reset()
         spacing = source.info.pixel_spacing_mm
+        ctx = max(int(getattr(self.roi, "context", 0)), int(getattr(self.estimator, "context", 0)))
+        chunk = int(getattr(self.roi, "chunk", 0) or self.config.batch_size)
         parts: list[Estimates] = []
         outlines: list[Sequence[np.ndarray]] = []
-        buf: list[Frame] = []
+        buf: list[Frame] = []  # frames from stream position `base` on
+        base = 0
+        done = 0  # frames finished (stream positions < done)
 
-        def flush() -> None:
+        def process(hi: int) -> None:
+            nonlocal base, done
+            keep_hi = min(done + chunk, hi)
+            lo = max(0, done - ctx)
+            block = buf[lo - base : hi - base]
             p = self.predict_frames(
-                np.stack([f.image for f in buf]),
-                t_s=np.array([f.t_s for f in buf]),
-                index=np.array([f.index for f in buf]),
+                np.stack([f.image for f in block]),
+                t_s=np.array([f.t_s for f in block]),
+                index=np.array([f.index for f in block]),
                 pixel_spacing_mm=spacing,
             )
-            parts.append(p.estimates)
+            a, b = done - lo, keep_hi - lo
+            parts.append(_slice(p.estimates, a, b))
             if keep_outlines:
-                outlines.extend(p.outlines or [[] for _ in buf])
+                outlines.extend(list(p.outlines)[a:b] if p.outlines else [[]] * (b - a))
             if progress is not None:
-                progress(len(buf))
-            buf.clear()
+                progress(keep_hi - done)
+            done = keep_hi
+            cut = max(0, done - ctx) - base
+            del buf[:cut]
+            base += cut
 
         for fr in source:
             buf.append(fr)
-            if len(buf) >= self.config.batch_size:
-                flush()
-        if buf:
-            flush()
+            if base + len(buf) >= done + chunk + ctx:
+                process(base + len(buf))
+        end = base + len(buf)
+        while done < end:
+            process(end)
         if not parts:
             from musclestate.errors import MediaError
 
             raise MediaError("the input delivered no frames", source.info.location)
         return Prediction(Estimates.concat(parts), outlines)
+
+
+def _slice(est: Estimates, a: int, b: int) -> Estimates:
+    sl = slice(a, b)
+    return Estimates(
+        frame=est.frame[sl],
+        t_s=est.t_s[sl],
+        mean={k: v[sl] for k, v in est.mean.items()},
+        sd={k: v[sl] for k, v in est.sd.items()},
+        units=est.units,
+        roi_found=est.roi_found[sl],
+        out_of_range=est.out_of_range[sl],
+        features={k: v[sl] for k, v in est.features.items()},
+        feature_units=est.feature_units,
+    )
 
 
 def provenance(

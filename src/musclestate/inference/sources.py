@@ -121,13 +121,33 @@ def check_crop(crop: Sequence[int] | None, shape: tuple[int, int], where: str) -
     return (x, y, w, h)
 
 
+# 8-bit formats whose first plane is the luma at full resolution.
+_LUMA_FORMATS = frozenset(
+    {"gray", "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"}
+)
+
+
+def _luma(frame: object) -> np.ndarray:
+    """``(H, W)`` uint8 luma of a PyAV frame, taken as stored (no TV-to-full range stretch).
+
+    This is the rule of :mod:`musclestate.io.video`, which read the training data: FFmpeg's own
+    ``gray`` conversion would stretch studio-range luma and shift every grey level.
+    """
+    if frame.format.name in _LUMA_FORMATS:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+        return rows[:, : frame.width]
+    return frame.to_ndarray(format="gray")
+
+
 def _apply(image: np.ndarray, crop: Crop | None, flip: bool) -> np.ndarray:
     if crop is not None:
         x, y, w, h = crop
         image = image[y : y + h, x : x + w]
     if flip:
         image = image[:, ::-1]
-    return np.ascontiguousarray(image)
+    # Always a fresh array: a decoder may reuse the buffer a luma view points into.
+    return np.array(image, dtype=np.uint8, order="C", copy=True)
 
 
 class ArraySource(FrameSource):
@@ -261,7 +281,7 @@ class PyAVSource(FrameSource):
         i = 0
         try:
             for vf in self._container.decode(self._stream):
-                img = vf.to_ndarray(format="gray")
+                img = _luma(vf)
                 if self._live:
                     now = time.perf_counter()
                     t0 = now if t0 is None else t0

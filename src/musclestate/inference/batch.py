@@ -1,0 +1,237 @@
+"""Offline prediction on files: one input or a whole folder, with every output traced.
+
+:func:`plan_inputs` turns what the user named (a video, an image folder, a DICOM cine, a dataset,
+or a folder of such inputs) into a list of jobs, each with its own output paths;
+:func:`predict_job` runs one job and writes the CSV (plus the optional XLSX, PNG plot and overlay
+video) with a JSON sidecar beside each file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musclestate.errors import ConfigError, InputError
+from musclestate.inference import outputs
+from musclestate.inference.predictor import Predictor, provenance
+from musclestate.inference.sources import (
+    VIDEO_SUFFIXES,
+    FrameSource,
+    dataset_sources,
+    is_dataset,
+    open_source,
+)
+
+log = logging.getLogger(__name__)
+
+_MEDIA_SUFFIXES = VIDEO_SUFFIXES | {".dcm", ".dicom"}
+_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input to predict and where its outputs go.
+
+    Attributes:
+        name: short name (file stem or recording id).
+        input: the input path (``DATASET#rec_id`` for a dataset recording).
+        out_csv: the CSV to write (its sidecar is ``out_csv + ".json"``).
+        xlsx, plot, overlay: optional extra outputs (``None`` = not written).
+        recording: recording id inside a dataset, else ``None``.
+    """
+
+    name: str
+    input: Path
+    out_csv: Path
+    xlsx: Path | None = None
+    plot: Path | None = None
+    overlay: Path | None = None
+    recording: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read inputs: crop, flip, spacing and frame rate of image folders."""
+
+    crop: tuple[int, int, int, int] | None = None
+    flip_horizontal: bool = False
+    pixel_spacing_mm: tuple[float, float] | None = None
+    fps: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def open(self, job: Job) -> FrameSource:
+        if job.recording is not None:
+            return dataset_sources(job.input, [job.recording])[0]
+        return open_source(
+            job.input,
+            crop=self.crop,
+            flip_horizontal=self.flip_horizontal,
+            pixel_spacing_mm=self.pixel_spacing_mm,
+            fps=self.fps,
+        )
+
+
+def _is_media(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in _MEDIA_SUFFIXES
+
+
+def _is_image_folder(p: Path) -> bool:
+    return p.is_dir() and any(f.suffix.lower() in _IMAGE_SUFFIXES for f in p.iterdir())
+
+
+def plan_inputs(
+    input: str | Path,
+    out: str | Path,
+    *,
+    xlsx: str | Path | None = None,
+    plot: str | Path | None = None,
+    overlay: str | Path | None = None,
+) -> list[Job]:
+    """Jobs for ``input``: one for a video/DICOM/image folder, many for a dataset or a folder.
+
+    With one job, ``out`` (and ``xlsx``/``plot``/``overlay``) are file names. With several,
+    ``out`` is a folder that receives ``NAME.csv`` per input, and the extra outputs are switched
+    on by passing any value (they are written beside it as ``NAME.xlsx``, ``NAME.png``,
+    ``NAME.mp4``).
+    """
+    src = Path(input)
+    out = Path(out)
+    if not src.exists():
+        raise InputError(
+            "no such file or folder; give a video, image folder, DICOM file, dataset or a folder "
+            "of these",
+            src,
+        )
+    many: list[tuple[str, Path, str | None]] = []
+    if is_dataset(src):
+        from musclestate.dataset import open_dataset
+
+        many = [(str(r.id), src, str(r.id)) for r in open_dataset(src).recordings]
+    elif src.is_dir() and not _is_image_folder(src):
+        kids = sorted(p for p in src.iterdir() if _is_media(p) or _is_image_folder(p))
+        if not kids:
+            raise InputError(
+                f"folder holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}), DICOM files or "
+                "image folders",
+                src,
+            )
+        many = [(p.stem, p, None) for p in kids]
+    if not many:
+        if out.suffix.lower() != ".csv":
+            raise ConfigError(f"--out must name a .csv file for a single input, got {out}")
+        return [
+            Job(
+                src.stem,
+                src,
+                out,
+                None if xlsx is None else Path(xlsx),
+                None if plot is None else Path(plot),
+                None if overlay is None else Path(overlay),
+            )
+        ]
+    if out.suffix:
+        raise ConfigError(
+            f"{src} holds {len(many)} inputs: --out must be a folder (no suffix), got {out}"
+        )
+    names = [n for n, _, _ in many]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"inputs share the names {dupes}; outputs would overwrite each other", src)
+    return [
+        Job(
+            name,
+            path,
+            out / f"{name}.csv",
+            None if xlsx is None else out / f"{name}.xlsx",
+            None if plot is None else out / f"{name}.png",
+            None if overlay is None else out / f"{name}.mp4",
+            rec,
+        )
+        for name, path, rec in many
+    ]
+
+
+def count_frames(jobs: Sequence[Job], options: SourceOptions) -> int | None:
+    """Total frames of all jobs where every source knows its length, else ``None``."""
+    total = 0
+    for job in jobs:
+        with options.open(job) as s:
+            if s.info.n_frames is None:
+                return None
+            total += s.info.n_frames
+    return total
+
+
+def predict_job(
+    predictor: Predictor,
+    job: Job,
+    options: SourceOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+    hash_input: bool = True,
+) -> outputs.Estimates:
+    """Predict one input and write its CSV (+ XLSX, plot, overlay), each with a JSON sidecar."""
+    with options.open(job) as source:
+        check_against_training(predictor, source)
+        pred = predictor.run(source, keep_outlines=job.overlay is not None, progress=progress)
+        prov = provenance(
+            predictor,
+            source,
+            input_sha256=outputs.sha256_file(job.input) if hash_input else None,
+        )
+    est = pred.estimates
+    if not est.roi_found.all():
+        log.warning(
+            "%s: no muscle found in %d of %d frames (flagged roi_found = 0, estimates empty)",
+            job.name,
+            int(np.count_nonzero(~est.roi_found)),
+            len(est),
+        )
+    outputs.write_csv(job.out_csv, est)
+    outputs.write_sidecar(job.out_csv, est, prov)
+    if job.xlsx is not None:
+        outputs.write_xlsx(job.xlsx, est, prov)
+        outputs.write_sidecar(job.xlsx, est, prov)
+    if job.plot is not None:
+        from musclestate.inference.overlay import plot_traces
+
+        plot_traces(job.plot, est, title=job.name)
+        outputs.write_sidecar(job.plot, est, prov)
+    if job.overlay is not None:
+        from musclestate.inference.overlay import write_overlay
+
+        with options.open(job) as again:
+            write_overlay(job.overlay, (f.image for f in again), est, pred.outlines)
+        outputs.write_sidecar(job.overlay, est, prov)
+    return est
+
+
+def check_against_training(predictor: Predictor, source: FrameSource) -> list[str]:
+    """Warn (and return the warnings) where the input differs from the training data.
+
+    Compares the source's pixel spacing with the bundle's training spacing (as recorded in
+    ``predictor.info["training"]``); the run goes on, since the ROI stage works in millimetres.
+    """
+    train = predictor.info.get("training", {})
+    notes: list[str] = []
+    sp, tsp = source.info.pixel_spacing_mm, train.get("pixel_spacing_mm")
+    if tsp is not None:
+        if sp is None:
+            notes.append(
+                f"{source.info.name}: pixel spacing unknown; the bundle was trained at "
+                f"{tsp[0]:.3f} x {tsp[1]:.3f} mm/px (give --spacing ROW_MM COL_MM if it differs)"
+            )
+        elif any(abs(a - b) > 0.1 * b for a, b in zip(sp, tsp, strict=True)):
+            notes.append(
+                f"{source.info.name}: pixel spacing {sp[0]:.3f} x {sp[1]:.3f} mm/px differs from "
+                f"training ({tsp[0]:.3f} x {tsp[1]:.3f} mm/px) by more than 10 %; patches are cut "
+                "in mm, so estimates are still computed, but check them"
+            )
+    for n in notes:
+        log.warning(n)
+    return notes

@@ -1,0 +1,170 @@
+"""Build a :class:`~musclestate.inference.predictor.Predictor` from an estimator bundle.
+
+The bundle's card says how its training patches were cut (the ROI settings) and what the network
+expects; :func:`load_predictor` puts together the segmenter, the ROI stage with those settings and
+the estimator on the chosen backend (PyTorch or ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musclestate.errors import BundleError
+from musclestate.inference.predictor import Predictor, PredictorConfig, TrainingRange
+
+log = logging.getLogger(__name__)
+
+#: How far (in training SDs) an estimate may lie from the training mean before it is flagged
+#: ``out_of_range`` when the card does not record the training minimum and maximum.
+RANGE_SDS = 3.0
+
+
+class TorchEstimator:
+    """The bundle itself as the estimator (PyTorch on CPU)."""
+
+    def __init__(self, bundle: Any) -> None:
+        self.bundle = bundle
+        self.targets = tuple(bundle.target_names)
+        self.units = dict(bundle.units)
+        self.context = int(bundle.context)
+
+    def predict(self, patches: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return self.bundle.predict(patches)
+
+
+def training_range(card: Mapping[str, Any]) -> tuple[TrainingRange, str]:
+    """Target ranges for the ``out_of_range`` flag, and a sentence saying how they were set.
+
+    Uses the card's per-target ``min``/``max`` where present, else mean +- :data:`RANGE_SDS`
+    training SDs.
+    """
+    ranges: dict[str, tuple[float, float]] = {}
+    rules = set()
+    for t in card.get("targets", []):
+        if t.get("min") is not None and t.get("max") is not None:
+            ranges[t["name"]] = (float(t["min"]), float(t["max"]))
+            rules.add("training min..max")
+        elif t.get("mean") is not None and t.get("sd") is not None:
+            m, s = float(t["mean"]), float(t["sd"])
+            ranges[t["name"]] = (m - RANGE_SDS * s, m + RANGE_SDS * s)
+            rules.add(f"training mean +- {RANGE_SDS:g} SD")
+    return TrainingRange(targets=ranges), ", ".join(sorted(rules)) or "none"
+
+
+def _segmenter(path: str | Path | None, roi_model: str | None) -> Any:
+    from musclestate.roi.segment import load_segmenter
+
+    if path is not None and not isinstance(path, str | Path):
+        return path  # a segmenter object (anything with Segmenter.predict)
+    chosen = path if path is not None else roi_model
+    try:
+        return load_segmenter(chosen)
+    except BundleError as exc:
+        raise BundleError(
+            f"{exc}; the bundle's ROI step used segmenter {roi_model or 'shipped'!r}: pass "
+            "segmenter=PATH (CLI: --segmenter) to point at it"
+        ) from exc
+
+
+def _scaled_size(seg: Any, scale: float) -> int | None:
+    if scale >= 1.0:
+        return None
+    factor = int(np.prod(seg.config.strides))
+    return max(2 * factor, round(seg.config.input_size * scale / factor) * factor)
+
+
+def load_predictor(
+    model: str | Path,
+    *,
+    config: PredictorConfig | None = None,
+    segmenter: str | Path | Any = None,
+    onnx: str | Path | None = None,
+    default_spacing_mm: tuple[float, float] | None = None,
+) -> Predictor:
+    """Load a bundle and everything it needs to estimate from raw frames.
+
+    Args:
+        model: estimator bundle folder (``card.json`` + ``model.safetensors``).
+        config: run settings (backend, batch size, ROI every k-th frame, segmenter scale).
+        segmenter: segmenter weights to use instead of the one named in the bundle's ROI
+            settings (``None`` = that one; the shipped model if it says so), or a segmenter
+            object with ``predict(frames (N, H, W) uint8) -> (N, H, W) float32``.
+        onnx: an exported estimator (``musclestate export``) for the ONNX backend; ``None``
+            exports in memory at load time.
+        default_spacing_mm: spacing for inputs that carry none.
+
+    Raises:
+        BundleError: not a bundle, a bundle of another format version, an ONNX file from a
+            different bundle, or a bundle whose input is not ROI patches.
+    """
+    from musclestate.inference.outputs import sha256_file
+    from musclestate.inference.roi_stage import BundleRoi, roi_config_from_card
+    from musclestate.models.bundle import load_bundle
+
+    cfg = config or PredictorConfig()
+    bundle = load_bundle(model)
+    card = bundle.card
+    kind = card["input"].get("kind")
+    if kind != "patches":
+        raise BundleError(
+            f"this bundle takes {kind!r} input; prediction from raw frames supports bundles "
+            'trained on ROI patches (the default `input = "patches"`)',
+            model,
+        )
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    roi_cfg = roi_config_from_card(card)
+    seg = _segmenter(segmenter, roi_cfg.model)
+    size = _scaled_size(seg, cfg.roi_scale)
+    if cfg.backend == "onnx":
+        from musclestate.inference.export import OnnxEstimator, OnnxSegmenter
+
+        estimator: Any = OnnxEstimator(bundle, onnx, threads=cfg.threads)
+        estimator.context = int(bundle.context)
+        if hasattr(seg, "network"):  # a musclestate Segmenter: run its U-Net under ORT too
+            seg = OnnxSegmenter(seg, input_size=size, threads=cfg.threads)
+    else:
+        if onnx is not None:
+            raise BundleError("an ONNX file is used only with backend 'onnx'", onnx)
+        estimator = TorchEstimator(bundle)
+        if size is not None and hasattr(seg, "network"):
+            from musclestate.roi.segment import Segmenter
+
+            seg = Segmenter(seg.network, dataclasses.replace(seg.config, input_size=size), seg.card)
+    every = cfg.roi_every if cfg.roi_every != 1 else None
+    roi = BundleRoi(seg, roi_cfg, every=every, default_spacing_mm=default_spacing_mm)
+    rng, rule = training_range(card)
+    info = {
+        "path": str(Path(model).resolve()),
+        "sha256": sha256_file(Path(model)),
+        "package_version": card.get("package_version"),
+        "targets": {t["name"]: t["unit"] for t in card["targets"]},
+        "network": card["network"].get("name"),
+        "training_participants": (card.get("training") or {}).get("participants"),
+        "training": {
+            k: v
+            for k, v in (card.get("training") or {}).items()
+            if k in ("pixel_spacing_mm", "frame_shape", "dataset")
+        },
+        "roi": roi.config.to_dict(),
+        "segmenter": {
+            "path": str(segmenter)
+            if isinstance(segmenter, str | Path)
+            else (roi_cfg.model or "shipped"),
+            "input_size": seg.config.input_size,
+        },
+        "backend": cfg.backend,
+        "onnx": None if onnx is None else str(onnx),
+        "out_of_range_rule": rule,
+    }
+    if bundle.context:
+        log.info("bundle uses %d frame(s) of temporal context each side", bundle.context)
+    return Predictor(roi, estimator, cfg, training_range=rng, info=info)

@@ -1,0 +1,247 @@
+"""The ROI step at inference time, offline (whole recordings, as in training) and live (causal).
+
+Offline, :class:`BundleRoi` runs :func:`musclestate.roi.pipeline.process_frames` - the very code
+that cut the training patches - on overlapping chunks of a recording, so long videos need not fit
+in memory and the result equals a whole-recording run (the overlap covers the temporal smoothing
+and the interpolation between segmented frames).
+
+Live, future frames do not exist yet: :meth:`BundleRoi.step` segments every k-th frame
+(``every``), and in between tracks the muscle by the image shift since the last segmented frame
+(phase correlation of the two frames), moving the aponeurosis curves with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from musclestate.errors import InputError
+from musclestate.inference.predictor import RoiOutput
+
+log = logging.getLogger(__name__)
+
+_OUTLINE_POINTS = 24
+
+
+def outlines_of(geometry: Any) -> list[np.ndarray]:
+    """``(K, 2)`` float32 ``(x, y)`` polylines of a geometry: the two aponeuroses, SOL bottom."""
+    if geometry is None or not geometry.found:
+        return []
+    x0, x1 = geometry.span()
+    cols = np.linspace(x0, x1 - 1, _OUTLINE_POINTS)
+    grid = np.arange(geometry.shape[1])
+    lines = (geometry.superficial_row, geometry.deep_row, geometry.sol_bottom_row())
+    return [np.column_stack([cols, np.interp(cols, grid, row)]).astype(np.float32) for row in lines]
+
+
+def phase_shift(ref: np.ndarray, img: np.ndarray, max_shift: float) -> tuple[float, float]:
+    """Translation ``(dy, dx)`` in pixels that moves ``ref`` onto ``img`` (phase correlation).
+
+    Normalised cross-power spectrum (Kuglin & Hines 1975), peak refined by a parabola through its
+    neighbours. Written here because neither scipy nor any installed library offers it (it is
+    ``skimage.registration.phase_cross_correlation``, not a dependency). Shifts beyond
+    ``max_shift`` pixels are treated as failure and return ``(0, 0)``.
+    """
+    a = np.asarray(ref, np.float32)
+    b = np.asarray(img, np.float32)
+    win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1])).astype(np.float32)
+    fa = np.fft.rfft2((a - a.mean()) * win)
+    fb = np.fft.rfft2((b - b.mean()) * win)
+    cross = fb * np.conj(fa)
+    cross /= np.maximum(np.abs(cross), 1e-6)
+    corr = np.fft.irfft2(cross, s=a.shape)
+    py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
+
+    def refine(c_m: float, c_0: float, c_p: float) -> float:
+        d = c_m - 2 * c_0 + c_p
+        return 0.0 if d == 0 else 0.5 * (c_m - c_p) / d
+
+    h, w = corr.shape
+    dy = py + refine(corr[(py - 1) % h, px], corr[py, px], corr[(py + 1) % h, px])
+    dx = px + refine(corr[py, (px - 1) % w], corr[py, px], corr[py, (px + 1) % w])
+    dy = dy - h if dy > h / 2 else dy
+    dx = dx - w if dx > w / 2 else dx
+    if abs(dy) > max_shift or abs(dx) > max_shift:
+        return 0.0, 0.0
+    return float(dy), float(dx)
+
+
+def shift_geometry(geometry: Any, dy: float, dx: float) -> Any:
+    """The geometry moved by ``dy`` rows and ``dx`` columns (curves resampled, clipped)."""
+    if not geometry.found or (dy == 0 and dx == 0):
+        return geometry
+    h, w = geometry.shape
+    cols = np.arange(w, dtype=np.float64)
+
+    def move(row: np.ndarray) -> np.ndarray:
+        # np.interp extends the end values; the fitted curves are near-linear at the ends anyway
+        return np.clip(np.interp(cols - dx, cols, row) + dy, 0, h - 1)
+
+    def move_cover(cover: np.ndarray) -> np.ndarray:
+        idx = np.rint(cols - dx).astype(int)
+        ok = (idx >= 0) & (idx < w)
+        out = np.zeros(w, bool)
+        out[ok] = cover[idx[ok]]
+        return out
+
+    return dataclasses.replace(
+        geometry,
+        superficial_row=move(geometry.superficial_row),
+        deep_row=move(geometry.deep_row),
+        superficial_cover=move_cover(geometry.superficial_cover),
+        deep_cover=move_cover(geometry.deep_cover),
+        source="tracked",
+    )
+
+
+class BundleRoi:
+    """ROI stage with the settings a bundle was trained with (see the module docstring).
+
+    Args:
+        segmenter: a :class:`~musclestate.roi.segment.Segmenter` (or anything with its
+            ``predict(frames, batch_size=...)``, e.g. the ONNX Runtime one).
+        config: the :class:`~musclestate.roi.pipeline.ROIConfig` of the bundle's training data.
+        every: segment every k-th frame (``None`` = as in training).
+        default_spacing_mm: spacing for inputs that have none (``None`` = the config's).
+        chunk: frames per offline ROI call (memory vs. overhead).
+    """
+
+    def __init__(
+        self,
+        segmenter: Any,
+        config: Any,
+        *,
+        every: int | None = None,
+        default_spacing_mm: tuple[float, float] | None = None,
+        chunk: int = 256,
+    ) -> None:
+        from musclestate.roi.architecture import FEATURE_NAMES, FEATURE_UNITS
+
+        if every is not None:
+            config = dataclasses.replace(config, every=int(every))
+        if default_spacing_mm is not None:
+            config = dataclasses.replace(config, default_spacing_mm=tuple(default_spacing_mm))
+        self.segmenter = segmenter
+        self.config = config
+        k = config.every
+        self.chunk = max(k, int(chunk) // k * k)  # segmented frames stay on the k-grid
+        self.feature_names: tuple[str, ...] = tuple(FEATURE_NAMES)
+        self.feature_units: Mapping[str, str] = dict(FEATURE_UNITS)
+        # frames each side that change a chunk's result: the smoothing window over segmented
+        # frames, the interpolation to the next segmented frame and the gap bridging
+        pad = k * (config.smooth_window // 2 + 1) + config.max_gap + k
+        self.context = int(-(-pad // k) * k)
+        self.reset()
+
+    def reset(self) -> None:
+        self._key_frame: np.ndarray | None = None
+        self._key_geom: Any = None
+        self._since_key = 0
+        self._recent: list[Any] = []
+
+    def _spacing(self, pixel_spacing_mm: tuple[float, float] | None) -> tuple[float, float]:
+        sp = pixel_spacing_mm or self.config.default_spacing_mm
+        if sp is None:
+            raise InputError(
+                "the input has no pixel spacing and the bundle's ROI settings give no default; "
+                "pass --spacing ROW_MM COL_MM"
+            )
+        return (float(sp[0]), float(sp[1]))
+
+    def _output(self, frames: np.ndarray, res: Any, sl: slice = slice(None)) -> RoiOutput:
+        geoms = res.geometries[sl]
+        return RoiOutput(
+            patches=res.patches[sl],
+            found=np.asarray(res.found[sl], bool),
+            features=np.asarray(res.features[sl], np.float64),
+            outlines=[
+                outlines_of(g) if f else [] for g, f in zip(geoms, res.found[sl], strict=True)
+            ],
+        )
+
+    def __call__(
+        self, frames: np.ndarray, pixel_spacing_mm: tuple[float, float] | None
+    ) -> RoiOutput:
+        """ROI of ``frames (N, H, W)`` as one stretch (the caller adds :attr:`context`)."""
+        from musclestate.roi.pipeline import process_frames
+
+        res = process_frames(frames, self._spacing(pixel_spacing_mm), self.segmenter, self.config)
+        return self._output(frames, res)
+
+    def step(self, frame: np.ndarray, pixel_spacing_mm: tuple[float, float] | None) -> RoiOutput:
+        """Causal ROI of one live frame ``(H, W)`` uint8 (keeps tracking state)."""
+        from musclestate.roi.architecture import feature_vector, measure
+        from musclestate.roi.geometry import fit_geometry
+        from musclestate.roi.patches import extract_patches
+
+        sp = self._spacing(pixel_spacing_mm)
+        cfg = self.config
+        frame = np.asarray(frame)
+        key = (
+            self._key_geom is None
+            or self._since_key >= cfg.every - 1
+            or self._key_frame is None
+            or self._key_frame.shape != frame.shape
+        )
+        if key:
+            prob = self.segmenter.predict(frame[None], batch_size=1)[0]
+            geom = fit_geometry(prob, sp, cfg.geometry)
+            # causal smoothing: running median over the latest segmented frames
+            self._recent = [*self._recent, geom][-(cfg.smooth_window // 2 + 1) :]
+            if geom.found and len(self._recent) > 1 and all(g.found for g in self._recent):
+                lines = {
+                    n: np.median(np.stack([g.line(n) for g in self._recent]), axis=0)
+                    for n in ("superficial", "deep")
+                }
+                geom = dataclasses.replace(
+                    geom, superficial_row=lines["superficial"], deep_row=lines["deep"]
+                )
+            self._key_frame, self._key_geom, self._since_key = frame, geom, 0
+        else:
+            self._since_key += 1
+            small = slice(None, None, 2)  # half resolution is plenty for a rigid shift
+            dy, dx = phase_shift(
+                self._key_frame[small, small], frame[small, small], max_shift=frame.shape[0] / 8
+            )
+            geom = shift_geometry(self._key_geom, 2 * dy, 2 * dx)
+        found = bool(geom.found)
+        patches = np.zeros((1, *cfg.patches.shape), np.uint8)
+        feats = np.full((1, len(self.feature_names)), np.nan)
+        if found:
+            patches[0] = extract_patches(frame, geom, cfg.patches)
+            feats[0] = feature_vector(measure(frame, geom))
+        return RoiOutput(patches, np.array([found]), feats, [outlines_of(geom) if found else []])
+
+
+def roi_config_from_card(card: Mapping[str, Any]) -> Any:
+    """The :class:`~musclestate.roi.pipeline.ROIConfig` a bundle's training patches were cut with.
+
+    The card's ``roi`` entry holds the dataset's ROI attrs; keys that are not settings (feature
+    names, segmenter provenance) are left out.
+    """
+    from musclestate.roi.pipeline import ROIConfig
+
+    roi = dict(card.get("roi") or {})
+    if not roi:
+        raise InputError(
+            "the bundle's card has no ROI settings (card['roi']); it was not trained on ROI "
+            "patches, so musclestate cannot cut its input from frames"
+        )
+    names = {f.name for f in dataclasses.fields(ROIConfig)}
+    return ROIConfig.from_dict({k: v for k, v in roi.items() if k in names})
+
+
+def chunk_bounds(n: int, chunk: int, context: int) -> Sequence[tuple[int, int, int, int]]:
+    """``(lo, hi, keep_lo, keep_hi)`` per chunk: process ``[lo, hi)``, keep ``[keep_lo, keep_hi)``.
+
+    Chunks start at multiples of ``chunk`` and are read with ``context`` extra frames each side.
+    """
+    out = []
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        out.append((max(0, s - context), min(n, e + context), s, e))
+    return out

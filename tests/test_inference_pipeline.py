@@ -1,0 +1,291 @@
+"""Prediction with a real (tiny, untrained) estimator bundle and the real ROI code.
+
+The aponeurosis network is replaced by a stand-in that marks bright pixels (the synthetic frames
+draw the two aponeuroses as bright lines), so geometry, patches, architecture measures, the
+bundle, ONNX export and the CLI all run for real on data whose answer is known.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import musclestate.inference.loader as loader
+from musclestate.errors import BundleError
+from musclestate.inference import ArraySource, PredictorConfig, load_predictor, read_csv
+from musclestate.inference.export import (
+    TOLERANCE,
+    OnnxEstimator,
+    OnnxSegmenter,
+    export_onnx,
+    read_onnx_metadata,
+)
+from musclestate.inference.roi_stage import phase_shift, shift_geometry
+
+SPACING = (0.3, 0.3)
+
+
+def band_frames(n: int = 40, h: int = 96, w: int = 128, seed: int = 0, dark=()) -> np.ndarray:
+    """Speckle-like noise with a superficial (row ~20) and deep (row ~60) bright line that bob
+    up and down by 3 px over 20 frames; frames in ``dark`` are black (no muscle)."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(20, 120, size=(n, h, w)).astype(np.uint8)
+    cols = np.arange(w)
+    for t in range(n):
+        off = 3 * np.sin(2 * np.pi * t / 20)
+        for line in (20 + off + 0.05 * cols, 60 + off + 0.1 * cols):
+            for dr in (-1, 0, 1):
+                frames[t, np.clip(np.rint(line + dr).astype(int), 0, h - 1), cols] = 230
+    for t in dark:
+        frames[t] = 0
+    return frames
+
+
+class BandSegmenter:
+    """Stand-in for the U-Net: pixels brighter than 200 are aponeurosis."""
+
+    def __init__(self) -> None:
+        from musclestate.roi.segment import NetworkConfig
+
+        self.config = NetworkConfig(input_size=64, channels=(4, 8), strides=(2,))
+        self.card: dict = {}
+        self.calls = 0
+
+    def predict(self, frames: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
+        self.calls += 1
+        return (np.asarray(frames) > 200).astype(np.float32)
+
+
+def make_bundle(out: Path, context: int = 0) -> Path:
+    from musclestate.models.bundle import make_card, save_bundle
+    from musclestate.models.networks import build_network
+    from musclestate.roi.patches import PatchConfig
+    from musclestate.roi.pipeline import ROIConfig, roi_attrs
+
+    torch.manual_seed(0)
+    c = 2 * (2 * context + 1)
+    net = build_network("compact_resnet", c, 2, {"widths": [8, 16]})
+    card = make_card(
+        network="compact_resnet",
+        network_params={"widths": [8, 16]},
+        in_channels=c,
+        input_kind="patches",
+        context=context,
+        image_size=(16, 32),
+        targets={"ankle_angle": "deg", "mg_activation": "%MVC"},
+        mean=np.array([5.0, 20.0]),
+        sd=np.array([10.0, 15.0]),
+        sd_scale=np.array([1.0, 1.0]),
+        roi=roi_attrs(ROIConfig(model="stub", patches=PatchConfig(16, 32))),
+        training={"participants": ["P01"]},
+    )
+    return save_bundle(out, net.state_dict(), card)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "b")
+
+
+@pytest.fixture
+def stub_segmenter(monkeypatch: pytest.MonkeyPatch) -> BandSegmenter:
+    seg = BandSegmenter()
+    monkeypatch.setattr(loader, "_segmenter", lambda path, model: seg)
+    return seg
+
+
+def test_bad_bundles_are_refused(tmp_path: Path, bundle: Path) -> None:
+    with pytest.raises(BundleError, match="bundle folder"):
+        load_predictor(tmp_path / "nothing.safetensors")
+    (tmp_path / "b2").mkdir()
+    for name in ("card.json", "model.safetensors"):
+        (tmp_path / "b2" / name).write_bytes((bundle / name).read_bytes())
+    card = json.loads((bundle / "card.json").read_text())
+    (tmp_path / "b2" / "card.json").write_text(json.dumps(card | {"format_version": 99}))
+    with pytest.raises(BundleError, match="format_version 99"):
+        load_predictor(tmp_path / "b2")
+
+
+def test_offline_run_flags_missing_muscle_and_measures_geometry(
+    bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    pred = load_predictor(bundle)
+    f = band_frames(60, dark=range(30, 38))  # 8 dark frames: longer than the bridged gap (5)
+    est = pred.run(ArraySource(f, np.arange(60) / 25.0, pixel_spacing_mm=SPACING)).estimates
+    assert est.roi_found.tolist() == [not 30 <= i < 38 for i in range(60)]
+    assert np.isnan(est.mean["ankle_angle"][~est.roi_found]).all()
+    assert np.isfinite(est.mean["ankle_angle"][est.roi_found]).all()
+    assert (est.sd["mg_activation"][est.roi_found] > 0).all()
+    # MG thickness: 40 rows + 0.05 px/col slope difference, at 0.3 mm/row
+    th = est.features["mg_thickness_mm"][est.roi_found]
+    assert np.all(np.abs(th - 0.3 * (40 + 0.05 * 63.5)) < 0.5)
+    assert est.units == {"ankle_angle": "deg", "mg_activation": "%MVC"}
+    assert pred.info["sha256"] and pred.info["out_of_range_rule"] == "training mean +- 3 SD"
+
+
+def test_chunked_run_equals_one_pass_over_the_recording(
+    bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    pred = load_predictor(bundle, config=PredictorConfig(roi_every=2, batch_size=7))
+    pred.roi.chunk = 16  # several chunks with overlap
+    f = band_frames(75, dark=range(40, 42))
+    chunked = pred.run(ArraySource(f, np.arange(75) / 25.0, pixel_spacing_mm=SPACING)).estimates
+    whole = pred.predict_frames(f, pixel_spacing_mm=SPACING, t_s=np.arange(75) / 25.0).estimates
+    np.testing.assert_array_equal(chunked.frame, np.arange(75))
+    np.testing.assert_array_equal(chunked.roi_found, whole.roi_found)
+    for k in whole.targets:
+        np.testing.assert_allclose(chunked.mean[k], whole.mean[k], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        chunked.features["mg_thickness_mm"], whole.features["mg_thickness_mm"], atol=1e-5
+    )
+
+
+def test_live_step_tracks_between_segmented_frames(
+    bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    pred = load_predictor(bundle, config=PredictorConfig(roi_every=4))
+    f = band_frames(12)
+    rows = [pred.step(f[i], t_s=i / 25, index=i, pixel_spacing_mm=SPACING) for i in range(12)]
+    assert stub_segmenter.calls == 3  # frames 0, 4, 8
+    assert all(r.roi_found[0] for r in rows)
+    th = np.array([r.features["mg_thickness_mm"][0] for r in rows])
+    assert np.all(np.abs(th - th[0]) < 0.5)
+    assert len(pred.last_outlines) == 3
+
+
+@pytest.mark.parametrize(("dy", "dx"), [(0, 0), (3, 0), (-2, 5), (4, -3)])
+def test_phase_shift_recovers_translation(dy: int, dx: int) -> None:
+    rng = np.random.default_rng(1)
+    big = rng.integers(0, 255, size=(80, 96)).astype(np.float32)
+    from scipy.ndimage import gaussian_filter
+
+    big = gaussian_filter(big, 1.5)
+    ref = big[10:58, 10:74]
+    img = big[10 - dy : 58 - dy, 10 - dx : 74 - dx]
+    got = phase_shift(ref, img, max_shift=10)
+    assert got == pytest.approx((dy, dx), abs=0.35)
+
+
+def test_shift_geometry_moves_both_aponeuroses(bundle: Path, stub_segmenter: BandSegmenter) -> None:
+    from musclestate.roi.geometry import fit_geometry
+
+    g = fit_geometry(stub_segmenter.predict(band_frames(1))[0], SPACING)
+    moved = shift_geometry(g, 2.0, 0.0)
+    np.testing.assert_allclose(moved.superficial_row, np.clip(g.superficial_row + 2, 0, 95))
+    assert moved.source == "tracked" and moved.found
+
+
+def test_onnx_export_agrees_with_pytorch(tmp_path: Path, bundle: Path) -> None:
+    from musclestate.models.bundle import load_bundle
+
+    res = export_onnx(bundle, tmp_path / "est.onnx")
+    assert res.path.is_file() and res.max_abs_diff <= TOLERANCE[0]
+    meta = read_onnx_metadata(res.path)
+    assert json.loads(meta["card"])["targets"][0]["name"] == "ankle_angle"
+    b = load_bundle(bundle)
+    rng = np.random.default_rng(5)
+    patches = rng.integers(0, 256, size=(9, 2, 20, 40), dtype=np.uint8)  # resized inside
+    ref = b.predict(patches)
+    got = OnnxEstimator(b, res.path).predict(patches)
+    for k in b.target_names:
+        for a, c in zip(ref[k], got[k], strict=True):
+            np.testing.assert_allclose(c, a, atol=TOLERANCE[0], rtol=TOLERANCE[1])
+    other = make_bundle(tmp_path / "other")
+    (other / "card.json").write_text((other / "card.json").read_text().replace("P01", "P02"))
+    with pytest.raises(BundleError, match="another bundle"):
+        OnnxEstimator(load_bundle(other), res.path)
+    (tmp_path / "plain.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(BundleError, match="musclestate export"):
+        read_onnx_metadata(tmp_path / "plain.onnx")
+
+
+def test_onnx_segmenter_matches_torch_segmenter() -> None:
+    from musclestate.roi.segment import NetworkConfig, Segmenter, build_network
+
+    torch.manual_seed(0)
+    cfg = NetworkConfig(input_size=64, channels=(4, 8, 16), strides=(2, 2))
+    seg = Segmenter(build_network(cfg), cfg, {})
+    frames = band_frames(3, 50, 70)
+    np.testing.assert_allclose(OnnxSegmenter(seg).predict(frames), seg.predict(frames), atol=1e-4)
+
+
+def test_onnx_backend_gives_the_torch_estimates(
+    bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    f = band_frames(20)
+    src = ArraySource(f, np.arange(20) / 25.0, pixel_spacing_mm=SPACING)
+    a = load_predictor(bundle).run(src).estimates
+    b = load_predictor(bundle, config=PredictorConfig(backend="onnx")).run(src).estimates
+    for k in a.targets:
+        np.testing.assert_allclose(b.mean[k], a.mean[k], atol=TOLERANCE[0], rtol=TOLERANCE[1])
+
+
+def test_predict_cli_writes_table_sidecar_xlsx_plot_overlay(
+    tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    from musclestate.cli import app
+    from musclestate.io.video import read_video, write_video
+
+    frames = np.pad(band_frames(30, dark=range(10, 17)), ((0, 0), (8, 0), (4, 0)))
+    clip = write_video(tmp_path / "clip.mp4", frames, fps=25.0)
+    out = tmp_path / "res" / "clip.csv"
+    args = [
+        "predict", str(bundle), str(clip), "--out", str(out), "--crop", "4", "8", "128", "96",
+        "--spacing", "0.3", "0.3", "--xlsx", str(tmp_path / "res" / "clip.xlsx"),
+        "--plot", str(tmp_path / "res" / "clip.png"), "--overlay", str(tmp_path / "res" / "o.mp4"),
+    ]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    cols = read_csv(out)
+    assert list(cols)[:6] == ["frame", "t_s", "ankle_angle", "ankle_angle_sd",
+                              "mg_activation", "mg_activation_sd"]  # fmt: skip
+    np.testing.assert_array_equal(cols["frame"], np.arange(30))
+    np.testing.assert_allclose(cols["t_s"], np.arange(30) / 25.0, atol=1e-3)
+    assert cols["roi_found"].tolist() == [0.0 if 10 <= i < 17 else 1.0 for i in range(30)]
+    assert {"out_of_range", "mg_thickness_mm", "pennation_deg"} <= set(cols)
+    side = json.loads((tmp_path / "res" / "clip.csv.json").read_text())
+    assert side["columns"]["ankle_angle_sd"] == "deg"
+    assert side["bundle"]["sha256"] and len(side["input"]["sha256"]) == 64
+    assert side["input"]["crop_xywh"] == [4, 8, 128, 96]
+    assert side["input"]["pixel_spacing_mm"] == [0.3, 0.3]
+    assert side["settings"]["backend"] == "torch" and side["musclestate_version"]
+    for name in ("clip.xlsx", "clip.png", "o.mp4", "o.mp4.json", "clip.png.json"):
+        assert (tmp_path / "res" / name).is_file(), name
+    assert read_video(tmp_path / "res" / "o.mp4").n_frames == 30
+    assert not list((tmp_path / "res").glob(".*tmp*"))
+
+
+def test_predict_cli_batches_a_folder_and_rejects_bad_bundle(
+    tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    from musclestate.cli import app
+    from musclestate.io.video import write_video
+
+    folder = tmp_path / "clips"
+    for i in range(2):
+        write_video(folder / f"c{i}.mp4", band_frames(8, seed=i), fps=25.0)
+    r = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(bundle),
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--spacing",
+            "0.3",
+            "0.3",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    for i in range(2):
+        assert len(read_csv(tmp_path / "out" / f"c{i}.csv")["frame"]) == 8
+    r = CliRunner().invoke(
+        app, ["predict", str(folder / "c0.mp4"), str(folder), "--out", str(tmp_path / "x")]
+    )
+    assert r.exit_code != 0 and isinstance(r.exception, BundleError)
