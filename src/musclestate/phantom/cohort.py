@@ -29,6 +29,7 @@ import math
 import shutil
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ class PhantomConfig:
     seed: int = 0
     size: tuple[int, int] = (256, 256)
     crf: int = 18
-    scatterers_per_px: float = 1.2
+    scatterers_per_px: float = 1.0
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
     def __post_init__(self) -> None:
@@ -196,9 +197,22 @@ def trial_geometry(p: Participant, placement: geometry.Placement, tr: Trial) -> 
     )
 
 
+def _write_trial_atomic(
+    dest: Path,
+    tr: Trial,
+    geo: geometry.Geometry,
+    frames: np.ndarray,
+    labels: np.ndarray,
+    cfg: PhantomConfig,
+) -> None:
+    """Write one trial's files into a temporary folder, then rename it to ``dest``."""
+    with atomic_dir(dest, overwrite=False) as tmp:
+        _write_trial(tmp, tr, geo, frames, labels, cfg)
+    log.info("phantom: wrote %s (%d frames)", dest, tr.n_frames)
+
+
 def _write_trial(
     folder: Path,
-    p: Participant,
     tr: Trial,
     geo: geometry.Geometry,
     frames: np.ndarray,
@@ -263,7 +277,7 @@ def _participant_rng(seed: int, index: int, *more: int) -> np.random.Generator:
 
 
 def make_participant(
-    seed: int, index: int, size: tuple[int, int], spp: float = 1.2
+    seed: int, index: int, size: tuple[int, int], spp: float = 1.0
 ) -> tuple[Participant, imaging.TissueModel]:
     """Participant ``index`` (0-based) of cohort ``seed`` and its tissue model at ``size``."""
     rng = _participant_rng(seed, index)
@@ -325,44 +339,52 @@ def simulate_cohort(
 
     records: list[dict[str, Any]] = []
     recordings: list[dict[str, Any]] = []
-    for pi in range(cfg.participants):
-        p, tm = make_participant(cfg.seed, pi, cfg.size, cfg.scatterers_per_px)
-        spacing = tm.grid.spacing_mm
-        prec: dict[str, Any] = {"parameters": p.to_dict(), "pixel_spacing_mm": list(spacing)}
-        prec["trials"] = []
-        for ti, (trial, task, secs) in enumerate(trials):
-            rng = _participant_rng(cfg.seed, pi, ti + 1)
-            placement = geometry.draw_placement(rng)
-            tr = simulate_trial(p, trial, task, secs, cfg.fps, cfg.protocol, rng)
-            geo = trial_geometry(p, placement, tr)
-            label = f"{p.id} {trial}"
-            frames, labels = _render(tm, geo, rng, lambda k, lb=label: tick(k, lb))
-            rel = f"{p.id}/{trial}"
-            with atomic_dir(out / p.id / trial, overwrite=False) as tmp:
-                _write_trial(tmp, p, tr, geo, frames, labels, cfg)
-            log.info("phantom: wrote %s (%d frames)", rel, tr.n_frames)
-            prec["trials"].append(
-                {
-                    "trial": trial,
-                    "task": task,
-                    "placement": dataclasses.asdict(placement),
-                    "n_frames": tr.n_frames,
-                    "first_frame_t_s": float(tr.frame_t_s[0]),
-                    "folder": rel,
-                }
-            )
-            recordings.append(
-                {
-                    "participant": p.id,
-                    "trial": trial,
-                    "task": task,
-                    "video": f"{rel}/video.mp4",
-                    "signals": [f"{rel}/daq.csv", f"{rel}/emg.csv"],
-                    "pixel_spacing_mm": [round(spacing[0], 6), round(spacing[1], 6)],
-                    "include": task != "mvc",
-                }
-            )
-        records.append(prec)
+    # Encoding and file writing of one trial (x264 and zlib run without the GIL) overlap with
+    # simulating the next; at most one trial waits, so memory holds two trials' frames at most.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="phantom-writer") as writer:
+        pending: Future[None] | None = None
+        for pi in range(cfg.participants):
+            p, tm = make_participant(cfg.seed, pi, cfg.size, cfg.scatterers_per_px)
+            spacing = tm.grid.spacing_mm
+            prec: dict[str, Any] = {"parameters": p.to_dict(), "pixel_spacing_mm": list(spacing)}
+            prec["trials"] = []
+            for ti, (trial, task, secs) in enumerate(trials):
+                rng = _participant_rng(cfg.seed, pi, ti + 1)
+                placement = geometry.draw_placement(rng)
+                tr = simulate_trial(p, trial, task, secs, cfg.fps, cfg.protocol, rng)
+                geo = trial_geometry(p, placement, tr)
+                label = f"{p.id} {trial}"
+                frames, labels = _render(tm, geo, rng, lambda k, lb=label: tick(k, lb))
+                rel = f"{p.id}/{trial}"
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(
+                    _write_trial_atomic, out / rel, tr, geo, frames, labels, cfg
+                )
+                prec["trials"].append(
+                    {
+                        "trial": trial,
+                        "task": task,
+                        "placement": dataclasses.asdict(placement),
+                        "n_frames": tr.n_frames,
+                        "first_frame_t_s": float(tr.frame_t_s[0]),
+                        "folder": rel,
+                    }
+                )
+                recordings.append(
+                    {
+                        "participant": p.id,
+                        "trial": trial,
+                        "task": task,
+                        "video": f"{rel}/video.mp4",
+                        "signals": [f"{rel}/daq.csv", f"{rel}/emg.csv"],
+                        "pixel_spacing_mm": [round(spacing[0], 6), round(spacing[1], 6)],
+                        "include": task != "mvc",
+                    }
+                )
+            records.append(prec)
+        if pending is not None:
+            pending.result()
 
     cohort = {
         "generator": "musclestate.phantom",

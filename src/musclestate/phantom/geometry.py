@@ -196,3 +196,17 @@ def image_geometry(
         shift_sol_mm=shift_sol,
         shift_floor_mm=shift_floor,
     )
+
+
+def rest_geometry(p: Participant, placement: Placement | None = None) -> Geometry:
+    """One-frame geometry of ``p`` at rest, 0 deg ankle, knee straight."""
+    ref = reference(p)
+    one = np.ones(1)
+    return image_geometry(
+        p,
+        placement or Placement(),
+        ref.mg_l_norm_rest * one,
+        ref.sol_l_norm_rest * one,
+        0 * one,
+        0 * one,
+    )

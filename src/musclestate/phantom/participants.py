@@ -66,6 +66,7 @@ class Participant:
     frequency_mhz: float
     axial_sigma_mm: float
     lateral_sigma_mm: float
+    speckle_smoothing_mm: float
     focus_mm: float
     gain_db: float
     dynamic_range_db: float
@@ -137,16 +138,17 @@ def draw_participant(pid: str, rng: np.random.Generator) -> Participant:
         passive_stiffness=stiff,
         force_scale=1.0,
         muscle_echo=_u(rng, 0.8, 1.2),
-        fascicle_contrast=_u(rng, 2.0, 4.0),
-        fat_echo=_u(rng, 0.25, 0.5),
-        apo_echo=_u(rng, 4.0, 7.0),
+        fascicle_contrast=_u(rng, 4.0, 9.0),
+        fat_echo=_u(rng, 0.6, 1.2),
+        apo_echo=_u(rng, 15.0, 30.0),
         depth_mm=depth,
         width_mm=_u(rng, 45.0, 60.0),
         frequency_mhz=freq,
         axial_sigma_mm=0.9 * wavelength_mm,
-        lateral_sigma_mm=_u(rng, 1.6, 2.2) * wavelength_mm,
+        lateral_sigma_mm=_u(rng, 2.0, 2.8) * wavelength_mm,
+        speckle_smoothing_mm=_u(rng, 0.1, 0.25),
         focus_mm=_u(rng, 0.4, 0.6) * depth,
-        gain_db=_u(rng, -3.0, 3.0),
+        gain_db=_u(rng, -2.0, 3.0),
         dynamic_range_db=_u(rng, 45.0, 65.0),
         tgc_residual_db_per_cm=_u(rng, -1.0, 0.3),
         noise_db=_u(rng, -42.0, -32.0),
