@@ -372,10 +372,12 @@ class Dataset:
         self.target_units: dict[str, str] = {k: v["unit"] for k, v in manifest["targets"].items()}
         self._h5: h5py.File | None = None
         self._pid = -1
+        self._frame_ds: dict[str, h5py.Dataset] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     def _file(self) -> h5py.File:
         if self._h5 is None or self._pid != os.getpid():
+            self._frame_ds = {}
             try:
                 self._h5 = h5py.File(self.path / FRAMES, "r")
             except OSError as exc:
@@ -387,15 +389,26 @@ class Dataset:
         self.info(rec_id)
         return self._file()[f"recordings/{rec_id}"]
 
+    def _frames_ds(self, rec_id: str) -> h5py.Dataset:
+        # Cached per process: opening the HDF5 object costs as much as reading a small frame.
+        f = self._file()
+        ds = self._frame_ds.get(rec_id)
+        if ds is None:
+            self.info(rec_id)
+            ds = self._frame_ds[rec_id] = f[f"recordings/{rec_id}/frames"]
+        return ds
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_h5"] = None
         state["_pid"] = -1
+        state["_frame_ds"] = {}
         return state
 
     def close(self) -> None:
         """Close the HDF5 file (it reopens on the next read)."""
         if self._h5 is not None:
+            self._frame_ds = {}
             self._h5.close()
             self._h5 = None
 
@@ -436,7 +449,7 @@ class Dataset:
 
         ``index`` is a slice, an int (giving ``n = 1``) or an integer array (any order).
         """
-        out = _take(self._group(rec_id)["frames"], index)
+        out = _take(self._frames_ds(rec_id), index)
         return out[None] if out.ndim == 2 else out
 
     def frame_times(self, rec_id: str) -> np.ndarray:
