@@ -30,7 +30,7 @@ def to_png(fig: Figure, dpi: int = 96) -> bytes:
     """Render ``fig`` to PNG bytes with the Agg canvas."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
@@ -106,6 +106,17 @@ def trace_figure(
             ax.plot(xs, mu, color=_PRED, lw=0.9, label="predicted" if first else None)
         for s in starts[1:]:
             ax.axvline(s - 0.5, color="#bbbbbb", lw=0.8, ls=":")
+        # Scale to the measured trace and the CNN's band; a wild baseline is clipped, not
+        # allowed to flatten the traces that matter.
+        band = [p.true[target], p.mean[target]]
+        if np.isfinite(p.sd[target]).any():
+            band += [p.mean[target] - p.sd[target], p.mean[target] + p.sd[target]]
+        vals = np.concatenate(band)
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            lo, hi = float(vals.min()), float(vals.max())
+            pad = 0.08 * (hi - lo) or 1.0
+            ax.set_ylim(lo - pad, hi + pad)
         title = f"{p.participant}"
         if r2 is not None and p.participant in r2 and np.isfinite(r2[p.participant]):
             title += f"   R² = {r2[p.participant]:.2f}"

@@ -22,6 +22,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -303,11 +304,10 @@ def coverage(true: np.ndarray, mean: np.ndarray, sd: np.ndarray, nominal: np.nda
     Returns:
         ``(P,)`` observed fractions (NaN if no frame has a usable sd).
     """
-    from scipy.stats import norm
-
     ok = np.isfinite(true) & np.isfinite(mean) & np.isfinite(sd) & (sd > 0)
     if not ok.any():
         return np.full(np.shape(nominal), np.nan)
     z = np.abs(true[ok] - mean[ok]) / sd[ok]
-    half = norm.ppf(0.5 + np.asarray(nominal) / 2.0)
+    gauss = NormalDist()
+    half = np.array([gauss.inv_cdf(0.5 + float(p) / 2.0) for p in np.ravel(nominal)])
     return (z[None, :] <= half[:, None]).mean(axis=1)
