@@ -141,6 +141,12 @@ def test_find_repeated_frames_rule() -> None:
     slow = moving_texture(20, step=1)[:10]
     fast = moving_texture(10, step=8, seed=3)
     assert not find_repeated_frames(np.concatenate([slow, fast])).any()
+    # Tissue at rest (sensor noise only), then moving: the onset is not a run of repeats.
+    rng = np.random.default_rng(2)
+    rest = np.repeat(frames[:1], 6, axis=0).astype(np.int16)
+    rest += rng.integers(-2, 3, rest.shape, dtype=np.int16)
+    onset = np.concatenate([np.clip(rest, 0, 255).astype(np.uint8), moving_texture(8, step=6)])
+    assert not find_repeated_frames(onset)[2:].any()
     noisy = np.repeat(frames, 2, axis=0).astype(np.int16)
     noisy[1::2] += np.random.default_rng(0).integers(-1, 2, noisy[1::2].shape, dtype=np.int16)
     rep = find_repeated_frames(np.clip(noisy, 0, 255).astype(np.uint8))

@@ -179,7 +179,14 @@ def iter_video(
         crop: ``(x, y, w, h)`` in 0-based pixels of the decoded frame, or ``None``.
         flip_horizontal: mirror left-right (after cropping).
     """
-    path = Path(path)
+    for t, view in _decode(Path(path), crop, flip_horizontal):
+        yield t, np.array(view, dtype=np.uint8, copy=True)
+
+
+def _decode(
+    path: Path, crop: Sequence[int] | None, flip_horizontal: bool
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Like :func:`iter_video`, but each frame is a view valid only until the next one."""
     av = _import_av()
     container, stream = _open(path)
     stream.thread_type = "AUTO"
@@ -219,31 +226,37 @@ def iter_video(
                 y = y[y0 : y0 + h, x0 : x0 + w]
             if flip_horizontal:
                 y = y[:, ::-1]
-            yield float(pts * tb), np.array(y, dtype=np.uint8, copy=True)
+            yield float(pts * tb), y
             k += 1
     finally:
         container.close()
 
 
 def find_repeated_frames(
-    frames: np.ndarray, *, rel_threshold: float = 0.25, window: int = 4
+    frames: np.ndarray, *, rel_threshold: float = 0.2, window: int = 4
 ) -> np.ndarray:
     """Flag frames that repeat the previous frame up to compression noise.
 
     Rule: let ``d[k]`` be the mean absolute grey-level difference between frames ``k`` and
     ``k - 1``. Frame ``k`` is a repeat when ``d[k] == 0``, or when ``d[k]`` is below
-    ``rel_threshold`` times the largest change among its neighbours ``d[k - window .. k + window]``.
-    The reference is local, not a clip-wide statistic, so slow and fast parts of a clip are
-    judged on their own scale: a screen capture at 61 fps of a 21 fps scanner gives runs of
-    two repeats between real changes, and each dip sits beside a real change within the window.
-    Smooth motion (every frame new) gives neighbouring changes of similar size, so nothing is
-    flagged; a clip that never changes at all is flagged only where frames are identical.
-    ``window`` must exceed the longest run of repeats expected (capture rate / scanner rate).
+    ``rel_threshold`` times the typical change around it, taken as the smaller of the largest
+    change among the ``window`` differences before it and the largest among the ``window``
+    after it (only one side exists at the ends of a clip). A repeat is a dip with real changes
+    on both sides: a screen capture at 61 fps of a 21 fps scanner gives runs of two repeats
+    between changes, so each dip has a real change within ``window`` on either side. Smooth
+    motion gives neighbouring changes of similar size; tissue that starts or stops moving
+    gives small changes on one side only; neither is flagged. A clip that never changes is
+    flagged only where frames are identical. The reference is local, not clip-wide, so slow
+    and fast parts of a clip are each judged on their own scale. ``window`` must exceed the
+    longest run of repeats expected (capture rate / scanner rate).
+
+    On the 25 Drazan et al. (2019) clips, whose scanner ran at the capture rate (61 Hz by the
+    dynamometer's frame counter), this flags 1 of 4,000+ frames (see benchmarks/readers.py).
 
     Args:
         frames: ``(T, H, W)`` uint8.
         rel_threshold: fraction of the local typical change below which a frame is a repeat.
-        window: half-width of the neighbourhood, in frame differences.
+        window: differences looked at on each side.
 
     Returns:
         ``(T,)`` bool, True where a frame repeats the previous one (frame 0 is never a repeat).
@@ -260,10 +273,15 @@ def find_repeated_frames(
     if t < 2:
         return out
     d = mean_abs_differences(f)
-    padded = np.pad(d, window, mode="constant", constant_values=0.0)
-    # Running maximum over 2*window + 1 neighbours (sliding_window_view: no copy).
-    local_max = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1).max(axis=1)
-    out[1:] = (d == 0) | (d < rel_threshold * local_max)
+    # Largest change among the `window` differences before / after each one (-inf: none).
+    padded = np.pad(d, window, mode="constant", constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
+    before = win[:, :window].max(axis=1)
+    after = win[:, window + 1 :].max(axis=1)
+    ref = np.minimum(
+        np.where(np.isinf(before), after, before), np.where(np.isinf(after), before, after)
+    )
+    out[1:] = (d == 0) | (d < rel_threshold * ref)
     return out
 
 
@@ -332,17 +350,28 @@ def read_video(
             raise MediaError(f"fps must be a number, got {fps!r}", path) from None
         if not (np.isfinite(fps) and fps > 0):
             raise MediaError(f"fps must be a positive frame rate, got {fps!r}", path)
-    times: list[float] = []
-    frames: list[np.ndarray] = []
-    for t, fr in iter_video(path, crop=crop, flip_horizontal=flip_horizontal):
-        times.append(t)
-        frames.append(fr)
-    if not frames:
-        raise MediaError("contains zero decodable video frames", path)
     info = probe_video(path)
-    if info.n_frames and len(frames) < info.n_frames:
+    times: list[float] = []
+    stack = np.empty((0, 0, 0), dtype=np.uint8)
+    for k, (t, view) in enumerate(_decode(path, crop, flip_horizontal)):
+        if k == 0:  # one buffer sized from the container's frame count, grown if it is wrong
+            stack = np.empty((max(info.n_frames, 1), *view.shape), dtype=np.uint8)
+        elif k == stack.shape[0]:
+            stack = np.concatenate([stack, np.empty_like(stack)])
+        if view.shape != stack.shape[1:]:
+            raise MediaError(
+                f"frame {k} is {view.shape[1]}x{view.shape[0]} (WxH) but frame 0 is "
+                f"{stack.shape[2]}x{stack.shape[1]}; re-encode the video at one size",
+                path,
+            )
+        stack[k] = view
+        times.append(t)
+    if not times:
+        raise MediaError("contains zero decodable video frames", path)
+    stack = stack[: len(times)]
+    if info.n_frames and len(times) < info.n_frames:
         raise MediaError(
-            f"decoded only {len(frames)} of the {info.n_frames} frames the container lists; "
+            f"decoded only {len(times)} of the {info.n_frames} frames the container lists; "
             "the file is probably truncated",
             path,
         )
@@ -357,8 +386,6 @@ def read_video(
             f"{t_s[i + 1]:.6g} s); re-mux the file with correct time stamps",
             path,
         )
-    stack = np.stack(frames)
-    del frames
     repeated = find_repeated_frames(stack)
     rep_idx = np.flatnonzero(repeated)
     dropped: np.ndarray = rep_idx if drop_repeated else np.zeros(0, dtype=np.int64)
