@@ -194,6 +194,7 @@ def trial_geometry(p: Participant, placement: geometry.Placement, tr: Trial) -> 
         st.sol.l_norm[i],
         st.mg.force_n[i] / mg.fmax_n,
         st.sol.force_n[i] / sol.fmax_n,
+        tr.angle_deg[i],
     )
 
 
@@ -494,6 +495,7 @@ def sample_labelled_frames(
                 st.sol.l_norm[q : q + 1],
                 st.mg.force_n[q : q + 1] / mg.fmax_n,
                 st.sol.force_n[q : q + 1] / sol.fmax_n,
+                ang[q : q + 1],
             )
             g = geo.at(0)
             frames[i] = tm.render(g, rng)

@@ -5,8 +5,8 @@ image geometry is taken from in-vivo ranges instead of the model's small pennati
 section 3): each participant has a resting fascicle length, pennation and thickness at 0 deg, knee
 straight, rest; fascicle length scales with the model's normalised fibre length, and
 
-- MG keeps its thickness (planimetric parallelogram, ``sin(pennation) = thickness / fascicle``), so
-  pennation rises as fascicles shorten (Maganaris et al. 1998; Narici et al. 1996);
+- MG about keeps its thickness (planimetric parallelogram, ``sin(pennation) = thickness /
+  fascicle``), so pennation rises as fascicles shorten (Maganaris et al. 1998; Narici et al. 1996);
 - SOL pennation follows the constant-thickness rule on its own fascicle length, and SOL thickens
   with its force (6-7 mm rest -> MVC, DESIGN.md) and slightly as it shortens passively.
 
@@ -120,6 +120,7 @@ def image_geometry(
     sol_l_norm: np.ndarray,
     mg_force_norm: np.ndarray,
     sol_force_norm: np.ndarray,
+    ankle_deg: np.ndarray | float = 0.0,
 ) -> Geometry:
     """Image geometry from the mechanics, for ``(T,)`` arrays of muscle states.
 
@@ -128,6 +129,9 @@ def image_geometry(
         placement: this trial's probe placement.
         mg_l_norm, sol_l_norm: model fibre length / optimal length.
         mg_force_norm, sol_force_norm: tendon force / maximal isometric force.
+        ankle_deg: ankle angle (deg, plantarflexion positive); MG thins by 0.3 %/deg of passive
+            plantarflexion, which keeps the rest pennation rise over -15..30 deg near the 6-12 deg
+            of Maganaris et al. (1998).
     """
     ref = reference(p)
     mg_l_norm = np.asarray(mg_l_norm, dtype=np.float64)
@@ -135,8 +139,10 @@ def image_geometry(
     f_mg = np.asarray(mg_force_norm, dtype=np.float64) / max(ref.mg_force_mvc, 1e-6)
     f_sol = np.asarray(sol_force_norm, dtype=np.float64) / max(ref.sol_force_mvc, 1e-6)
 
-    # MG: constant thickness (+2 % at MVC), pennation from sin(pen) = thickness / fascicle.
-    t_mg = p.mg_thickness_mm * (1.0 + 0.02 * np.clip(f_mg, 0.0, 1.5))
+    # MG: about constant thickness (+2 % at MVC, -0.3 %/deg of plantarflexion), pennation from
+    # sin(pen) = thickness / fascicle.
+    ankle = np.asarray(ankle_deg, dtype=np.float64)
+    t_mg = p.mg_thickness_mm * (1.0 + 0.02 * np.clip(f_mg, 0.0, 1.5) - 0.003 * ankle)
     l_mg = p.mg_rest_fascicle_mm * mg_l_norm / ref.mg_l_norm_rest
     l_mg = np.maximum(l_mg, t_mg / np.sin(np.deg2rad(55.0)))
     pen_mg = np.arcsin(t_mg / l_mg)

@@ -123,7 +123,7 @@ def draw_participant(pid: str, rng: np.random.Generator) -> Participant:
         sol_rest_fascicle_mm=_u(rng, 32.0, 42.0),
         sol_rest_pennation_deg=_u(rng, 20.0, 28.0),
         sol_thickness_mm=sol_t,
-        sol_mvc_thickening_mm=_u(rng, 5.5, 7.5),
+        sol_mvc_thickening_mm=_u(rng, 4.5, 5.5),
         skin_mm=skin,
         fat_mm=fat,
         sup_apo_mm=sup_apo,
