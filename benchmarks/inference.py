@@ -26,12 +26,15 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIP = ROOT.parent / "shared" / "data" / "drazan2019-mg" / "clips" / "p6_isokinetic120_01_push_01.mp4"
+CLIP = (
+    ROOT.parent / "shared" / "data" / "drazan2019-mg" / "clips" / "p6_isokinetic120_01_push_01.mp4"
+)
 CROP = (214, 44, 720, 574)  # Params.imCropRect [215, 45, 720, 574] (1-based) -> 0-based
 MM_PER_PX = 0.0883  # Params.px2mmX / px2mmY
 SIZE = 256
@@ -83,7 +86,7 @@ def default_bundle(out: Path) -> Path:
     return save_bundle(out, net.state_dict(), card)
 
 
-def per_frame_ms(fn, batch: int, min_s: float = 1.0) -> float:  # noqa: ANN001
+def per_frame_ms(fn: Callable[[], object], batch: int, min_s: float = 1.0) -> float:
     fn()  # warm-up
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < min_s:
@@ -112,12 +115,16 @@ def main() -> None:
     from musclestate.roi.segment import Segmenter, load_segmenter
 
     torch.set_num_threads(args.threads)
-    print(f"CPU cores: {os.cpu_count()}, threads used: {args.threads}, "
-          f"load average at start: {os.getloadavg()[0]:.1f} (other work on the machine slows "
-          "every figure below)")  # fmt: skip
+    print(
+        f"CPU cores: {os.cpu_count()}, threads used: {args.threads}, "
+        f"load average at start: {os.getloadavg()[0]:.1f} (other work on the machine slows "
+        "every figure below)"
+    )
     frames, spacing = load_frames(args.frames)
-    print(f"input: {CLIP.name}, {len(frames)} frames at {SIZE}x{SIZE}, "
-          f"{spacing[0]:.3f} x {spacing[1]:.3f} mm/px")  # fmt: skip
+    print(
+        f"input: {CLIP.name}, {len(frames)} frames at {SIZE}x{SIZE}, "
+        f"{spacing[0]:.3f} x {spacing[1]:.3f} mm/px"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="msbench-"))
     bundle_dir = default_bundle(tmp / "bundle")
     bundle = load_bundle(bundle_dir)
@@ -132,11 +139,17 @@ def main() -> None:
         oseg = OnnxSegmenter(seg, input_size=size, threads=args.threads)
         for bs in (1, 32):
             x = frames[:bs]
-            seg_ms[("torch", size, bs)] = per_frame_ms(lambda s=tseg, x=x, bs=bs: s.predict(x, batch_size=bs), bs)  # noqa: E501
-            seg_ms[("onnx", size, bs)] = per_frame_ms(lambda s=oseg, x=x, bs=bs: s.predict(x, batch_size=bs), bs)  # noqa: E501
+            seg_ms[("torch", size, bs)] = per_frame_ms(
+                lambda s=tseg, x=x, bs=bs: s.predict(x, batch_size=bs), bs
+            )
+            seg_ms[("onnx", size, bs)] = per_frame_ms(
+                lambda s=oseg, x=x, bs=bs: s.predict(x, batch_size=bs), bs
+            )
             t, o = seg_ms[("torch", size, bs)], seg_ms[("onnx", size, bs)]
-            print(f"input {size:3d} px, batch {bs:2d}: PyTorch {t:7.2f}  ONNX Runtime {o:7.2f}"
-                  f"  (ORT speed-up x{t / o:.2f})")  # fmt: skip
+            print(
+                f"input {size:3d} px, batch {bs:2d}: PyTorch {t:7.2f}  ONNX Runtime {o:7.2f}"
+                f"  (ORT speed-up x{t / o:.2f})"
+            )
 
     print("\n== estimator (default compact_resnet, 2 x 48 x 48 input), ms per frame ==")
     rng = np.random.default_rng(0)
@@ -148,9 +161,10 @@ def main() -> None:
         est_ms[("torch", bs)] = per_frame_ms(lambda p=p: bundle.predict(p), bs)
         est_ms[("onnx", bs)] = per_frame_ms(lambda p=p: oest.predict(p), bs)
         t, o = est_ms[("torch", bs)], est_ms[("onnx", bs)]
-        print(f"batch {bs:2d}: PyTorch {t:6.2f}  ONNX Runtime {o:6.2f}  (ORT speed-up x{t / o:.2f})")
-    print(f"batch 32 vs 1: PyTorch x{est_ms[('torch', 1)] / est_ms[('torch', 32)]:.1f}, "
-          f"ONNX Runtime x{est_ms[('onnx', 1)] / est_ms[('onnx', 32)]:.1f} faster per frame")  # fmt: skip
+        print(f"batch {bs:2d}: PyTorch {t:6.2f}  ONNX Runtime {o:6.2f}  (ORT x{t / o:.2f})")
+    t_ratio = est_ms[("torch", 1)] / est_ms[("torch", 32)]
+    o_ratio = est_ms[("onnx", 1)] / est_ms[("onnx", 32)]
+    print(f"batch 32 vs 1 per frame: PyTorch x{t_ratio:.1f}, ONNX Runtime x{o_ratio:.1f}")
 
     print("\n== ROI work per frame (ms) ==")
     probs = OnnxSegmenter(seg, threads=args.threads).predict(frames[:32], batch_size=32)
@@ -179,13 +193,15 @@ def main() -> None:
         t0 = time.perf_counter()
         res = pred.run(src).estimates
         fps[name] = len(frames) / (time.perf_counter() - t0)
-        print(f"{name:38s} {fps[name]:7.1f} frames/s  (muscle found in "
-              f"{int(res.roi_found.sum())}/{len(res)})  [{cfg}]")  # fmt: skip
+        print(
+            f"{name:38s} {fps[name]:7.1f} frames/s  (muscle found in "
+            f"{int(res.roi_found.sum())}/{len(res)})  [{cfg}]"
+        )
     ref = fps["torch, segment every frame, 256 px"]
     print(f"default vs PyTorch every frame: x{fps['default'] / ref:.2f}")
 
     print("\n== live: replay at 40 fps through run_stream (default settings) ==")
-    n_live = int(round(args.live_seconds * 40))
+    n_live = round(args.live_seconds * 40)
     live_frames = np.concatenate([frames] * (-(-n_live // len(frames))))[:n_live]
     pred = load_predictor(
         bundle_dir,
@@ -198,9 +214,11 @@ def main() -> None:
         config=StreamConfig(queue_size=2, stall_timeout_s=2.0),
     )
     lat = rep.latency_ms
-    print(f"{rep.frames_processed} of {rep.frames_received} frames estimated, "
-          f"{rep.frames_dropped} dropped; latency ms p50 {lat['p50']:.1f} p90 {lat['p90']:.1f} "
-          f"p99 {lat['p99']:.1f} max {lat['max']:.1f} (budget 25 ms per frame at 40 fps)")  # fmt: skip
+    print(
+        f"{rep.frames_processed} of {rep.frames_received} frames estimated, "
+        f"{rep.frames_dropped} dropped; latency ms p50 {lat['p50']:.1f} p90 {lat['p90']:.1f} "
+        f"p99 {lat['p99']:.1f} max {lat['max']:.1f} (budget: 25 ms at 40 fps)"
+    )
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     print(
         json.dumps(
@@ -211,7 +229,9 @@ def main() -> None:
                 "live_dropped_frames": rep.frames_dropped,
                 "live_frames": rep.frames_received,
                 "offline_torch_every_frame_frames_per_s": round(ref, 1),
-                "segmenter_ms": {f"{b}_{s}px_bs{n}": round(v, 2) for (b, s, n), v in seg_ms.items()},
+                "segmenter_ms": {
+                    f"{b}_{s}px_bs{n}": round(v, 2) for (b, s, n), v in seg_ms.items()
+                },
                 "estimator_ms": {f"{b}_bs{n}": round(v, 3) for (b, n), v in est_ms.items()},
                 "roi_ms": {k: round(v, 2) for k, v in roi_ms.items()},
                 "default_config": PredictorConfig(threads=args.threads).to_dict(),

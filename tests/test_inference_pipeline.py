@@ -8,6 +8,7 @@ bundle, ONNX export and the CLI all run for real on data whose answer is known.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +149,7 @@ def test_chunked_run_equals_one_pass_over_the_recording(
 def test_live_step_tracks_between_segmented_frames(
     bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:
-    pred = load_predictor(bundle, config=PredictorConfig(roi_every=4))
+    pred = load_predictor(bundle, config=PredictorConfig(roi_every=4, live_async=False))
     f = band_frames(12)
     rows = [pred.step(f[i], t_s=i / 25, index=i, pixel_spacing_mm=SPACING) for i in range(12)]
     assert stub_segmenter.calls == 3  # frames 0, 4, 8
@@ -156,6 +157,21 @@ def test_live_step_tracks_between_segmented_frames(
     th = np.array([r.features["mg_thickness_mm"][0] for r in rows])
     assert np.all(np.abs(th - th[0]) < 0.5)
     assert len(pred.last_outlines) == 3
+
+
+def test_live_async_segments_in_the_background(bundle: Path, stub_segmenter: BandSegmenter) -> None:
+    pred = load_predictor(bundle, config=PredictorConfig(roi_every=3))
+    f = band_frames(30)
+    rows = []
+    for i in range(30):
+        rows.append(pred.step(f[i], t_s=i / 25, index=i, pixel_spacing_mm=SPACING))
+        time.sleep(0.002)
+    pred.roi.close()
+    assert all(r.roi_found[0] for r in rows)
+    assert 3 <= stub_segmenter.calls <= 11  # the first frame, then about every third
+    # tracking follows the 3 px bobbing of the bands: thickness stays put, outlines move
+    th = np.array([r.features["mg_thickness_mm"][0] for r in rows])
+    assert np.all(np.abs(th - th[0]) < 0.6)
 
 
 @pytest.mark.parametrize(("dy", "dx"), [(0, 0), (3, 0), (-2, 5), (4, -3)])

@@ -140,7 +140,13 @@ def load_predictor(
 
             seg = Segmenter(seg.network, dataclasses.replace(seg.config, input_size=size), seg.card)
     every = cfg.roi_every if cfg.roi_every != 1 else None
-    roi = BundleRoi(seg, roi_cfg, every=every, default_spacing_mm=default_spacing_mm)
+    roi = BundleRoi(
+        seg,
+        roi_cfg,
+        every=every,
+        default_spacing_mm=default_spacing_mm,
+        live_async=cfg.live_async,
+    )
     rng, rule = training_range(card)
     info = {
         "path": str(Path(model).resolve()),

@@ -105,6 +105,8 @@ class PredictorConfig:
         range_margin: fraction of the training range allowed beyond it before a frame is flagged
             ``out_of_range``.
         threads: CPU threads for PyTorch / ONNX Runtime (``None`` = library default).
+        live_async: live runs segment key frames on a worker thread while the frames in between
+            are tracked, so no frame waits for the segmentation network.
     """
 
     backend: str = "torch"
@@ -113,6 +115,7 @@ class PredictorConfig:
     roi_scale: float = 1.0
     range_margin: float = 0.1
     threads: int | None = None
+    live_async: bool = True
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -108,6 +108,7 @@ class BundleRoi:
         every: segment every k-th frame (``None`` = as in training).
         default_spacing_mm: spacing for inputs that have none (``None`` = the config's).
         chunk: frames per offline ROI call (memory vs. overhead).
+        live_async: live key frames are segmented on a worker thread (see :meth:`step`).
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class BundleRoi:
         every: int | None = None,
         default_spacing_mm: tuple[float, float] | None = None,
         chunk: int = 256,
+        live_async: bool = True,
     ) -> None:
         from musclestate.roi.architecture import FEATURE_NAMES, FEATURE_UNITS
 
@@ -127,6 +129,8 @@ class BundleRoi:
             config = dataclasses.replace(config, default_spacing_mm=tuple(default_spacing_mm))
         self.segmenter = segmenter
         self.config = config
+        self.live_async = bool(live_async)
+        self._pool: Any = None
         k = config.every
         self.chunk = max(k, int(chunk) // k * k)  # segmented frames stay on the k-grid
         self.feature_names: tuple[str, ...] = tuple(FEATURE_NAMES)
@@ -138,6 +142,8 @@ class BundleRoi:
         self.reset()
 
     def reset(self) -> None:
+        self._drop_pending()
+        self._pending: Any = None
         self._key_frame: np.ndarray | None = None
         self._key_geom: Any = None
         self._since_key = 0
@@ -172,37 +178,77 @@ class BundleRoi:
         res = process_frames(frames, self._spacing(pixel_spacing_mm), self.segmenter, self.config)
         return self._output(frames, res)
 
-    def step(self, frame: np.ndarray, pixel_spacing_mm: tuple[float, float] | None) -> RoiOutput:
-        """Causal ROI of one live frame ``(H, W)`` uint8 (keeps tracking state)."""
-        from musclestate.roi.architecture import feature_vector, measure
+    def _segment_key(self, frame: np.ndarray, sp: tuple[float, float]) -> Any:
+        """Segment one frame, fit its geometry, smooth causally over recent key frames."""
         from musclestate.roi.geometry import fit_geometry
+
+        cfg = self.config
+        prob = self.segmenter.predict(frame[None], batch_size=1)[0]
+        geom = fit_geometry(prob, sp, cfg.geometry)
+        # causal smoothing: running median over the latest segmented frames
+        self._recent = [*self._recent, geom][-(cfg.smooth_window // 2 + 1) :]
+        if geom.found and len(self._recent) > 1 and all(g.found for g in self._recent):
+            lines = {
+                n: np.median(np.stack([g.line(n) for g in self._recent]), axis=0)
+                for n in ("superficial", "deep")
+            }
+            geom = dataclasses.replace(
+                geom, superficial_row=lines["superficial"], deep_row=lines["deep"]
+            )
+        return geom
+
+    def _drop_pending(self) -> None:
+        """Forget a key frame still being segmented (waits for it: it shares tracking state)."""
+        from concurrent.futures import wait
+
+        fut = getattr(self, "_pending", None)
+        if fut is not None and not fut.cancel():
+            wait([fut])
+        self._pending = None
+
+    def _poll_worker(self) -> None:
+        fut = self._pending
+        if fut is not None and fut.done():
+            self._pending = None
+            frame, geom = fut.result()
+            self._key_frame, self._key_geom = frame, geom
+
+    def step(self, frame: np.ndarray, pixel_spacing_mm: tuple[float, float] | None) -> RoiOutput:
+        """Causal ROI of one live frame ``(H, W)`` uint8 (keeps tracking state).
+
+        Every ``every``-th frame is segmented. With ``live_async`` the segmentation runs on a
+        worker thread and the frames meanwhile are tracked from the latest finished key frame, so
+        no single frame waits for the network; otherwise the key frame waits for it.
+        """
+        from musclestate.roi.architecture import feature_vector, measure
         from musclestate.roi.patches import extract_patches
 
         sp = self._spacing(pixel_spacing_mm)
         cfg = self.config
         frame = np.asarray(frame)
-        key = (
-            self._key_geom is None
-            or self._since_key >= cfg.every - 1
-            or self._key_frame is None
-            or self._key_frame.shape != frame.shape
-        )
-        if key:
-            prob = self.segmenter.predict(frame[None], batch_size=1)[0]
-            geom = fit_geometry(prob, sp, cfg.geometry)
-            # causal smoothing: running median over the latest segmented frames
-            self._recent = [*self._recent, geom][-(cfg.smooth_window // 2 + 1) :]
-            if geom.found and len(self._recent) > 1 and all(g.found for g in self._recent):
-                lines = {
-                    n: np.median(np.stack([g.line(n) for g in self._recent]), axis=0)
-                    for n in ("superficial", "deep")
-                }
-                geom = dataclasses.replace(
-                    geom, superficial_row=lines["superficial"], deep_row=lines["deep"]
-                )
-            self._key_frame, self._key_geom, self._since_key = frame, geom, 0
+        stale = self._key_frame is None or self._key_frame.shape != frame.shape
+        due = self._since_key >= cfg.every - 1
+        if self.live_async and not stale:
+            self._poll_worker()
+            if due and self._pending is None:
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="musclestate-roi")
+                copy = frame.copy()
+                self._pending = self._pool.submit(lambda: (copy, self._segment_key(copy, sp)))
+                self._since_key = 0
+            else:
+                self._since_key += 1
+        elif stale or due:
+            self._drop_pending()
+            self._key_frame, self._key_geom = frame, self._segment_key(frame, sp)
+            self._since_key = 0
         else:
             self._since_key += 1
+        if self._key_frame is frame:
+            geom = self._key_geom
+        else:
             small = slice(None, None, 2)  # half resolution is plenty for a rigid shift
             dy, dx = phase_shift(
                 self._key_frame[small, small], frame[small, small], max_shift=frame.shape[0] / 8
@@ -215,6 +261,13 @@ class BundleRoi:
             patches[0] = extract_patches(frame, geom, cfg.patches)
             feats[0] = feature_vector(measure(frame, geom))
         return RoiOutput(patches, np.array([found]), feats, [outlines_of(geom) if found else []])
+
+    def close(self) -> None:
+        """Stop the live worker thread (idempotent)."""
+        self._drop_pending()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def roi_config_from_card(card: Mapping[str, Any]) -> Any:

@@ -197,6 +197,9 @@ def run_stream(
     finally:
         feed.stop()
         source.close()
+        close = getattr(predictor.roi, "close", None)
+        if close is not None:
+            close()
         if writer is not None:
             writer.close()
     if interrupted:
