@@ -24,6 +24,7 @@ _API: dict[str, str] = {
     "import_manifest": "musclestate.dataset",
     "write_dataset": "musclestate.dataset",
     "open_dataset": "musclestate.dataset",
+    "load_predictor": "musclestate.inference",
 }
 
 __all__ = ["__version__", *_API]
