@@ -285,18 +285,25 @@ def find_repeated_frames(
     return out
 
 
-def mean_abs_differences(frames: np.ndarray, chunk: int = 64) -> np.ndarray:
+def mean_abs_differences(frames: np.ndarray) -> np.ndarray:
     """``(T - 1,)`` float64: mean absolute difference between consecutive ``(T, H, W)`` frames.
 
-    Computed in chunks so that the int16 working copy stays small for long clips.
+    Computed pair by pair in uint8 as ``max(a, b) - min(a, b)`` into reused buffers: exact, and
+    without the large int16 temporaries of ``abs(diff(frames))`` (several times faster).
     """
     f = np.asarray(frames)
     t = f.shape[0]
     d = np.empty(max(t - 1, 0), dtype=np.float64)
-    for s in range(1, t, chunk):
-        e = min(s + chunk, t)
-        a = f[s - 1 : e].astype(np.int16)
-        d[s - 1 : e - 1] = np.abs(np.diff(a, axis=0)).mean(axis=(1, 2))
+    if t < 2:
+        return d
+    hi = np.empty(f.shape[1:], dtype=f.dtype)
+    lo = np.empty(f.shape[1:], dtype=f.dtype)
+    n = hi.size
+    for k in range(1, t):
+        np.maximum(f[k], f[k - 1], out=hi)
+        np.minimum(f[k], f[k - 1], out=lo)
+        np.subtract(hi, lo, out=hi)
+        d[k - 1] = float(hi.sum(dtype=np.uint64)) / n
     return d
 
 
