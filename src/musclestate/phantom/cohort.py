@@ -135,7 +135,8 @@ class PhantomConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-def _check_out(out: Path, overwrite: bool) -> None:
+def check_output(out: Path, overwrite: bool) -> None:
+    """Refuse an output folder that holds other data (or a cohort, without ``overwrite``)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a folder; choose an empty or new folder")
     if out.is_dir() and any(out.iterdir()):
@@ -320,7 +321,7 @@ def simulate_cohort(
         participants=participants, seconds=seconds, fps=fps, seed=seed, size=tuple(size)
     )
     out = Path(out)
-    _check_out(out, overwrite)
+    check_output(out, overwrite)
     from musclestate.io.video import write_video  # noqa: F401  (fail early if io is missing)
 
     out.mkdir(parents=True, exist_ok=True)
