@@ -392,8 +392,16 @@ def read_manifest(path: str | Path) -> ImportManifest:
     entries = doc.get("recording", [])
     if not isinstance(entries, list) or not entries:
         raise top.err("no [[recording]] entries")
+    if not isinstance(defaults.get("targets", {}), Mapping):
+        raise _Ctx(path, "[defaults]").err("targets must be a table of name = { channel = ... }")
     specs = []
     for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise top.err(f"[[recording]] #{i + 1} must be a table")
+        if not isinstance(entry.get("targets", {}), Mapping):
+            raise _Ctx(path, f"[[recording]] #{i + 1}").err(
+                "targets must be a table of name = { channel = ... }"
+            )
         base = dict(defaults)
         # The two ways of giving spacing exclude each other: one set on a recording replaces
         # the other from [defaults].
