@@ -154,3 +154,14 @@ def test_dataset_pickles_for_workers(tmp_path: Path, recs: list[Recording]) -> N
     ds.frames("P01-a", 0)  # opens the file
     ds2 = pickle.loads(pickle.dumps(ds))
     np.testing.assert_array_equal(ds2.frames("P02-a", 4), recs[2].frames[4:5])
+
+
+def test_metadata_must_be_json(tmp_path: Path) -> None:
+    meta = RecordingMeta("P1", "a", extra={"gain": float("nan"), "idx": np.arange(3)})
+    rec = Recording(np.zeros((2, 4, 4), np.uint8), np.array([0.0, 0.1]), None, meta)
+    info = open_dataset(write_dataset(tmp_path / "ds", [rec])).recordings[0]
+    assert info.meta["extra"] == {"gain": None, "idx": [0, 1, 2]}
+    bad = rec.replace(meta=RecordingMeta("P1", "a", extra={"x": object()}))
+    with pytest.raises(InputError, match="not JSON-serialisable"):
+        write_dataset(tmp_path / "ds2", [bad])
+    assert not (tmp_path / "ds2").exists()

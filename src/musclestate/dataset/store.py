@@ -88,7 +88,18 @@ def _meta_dict(meta: RecordingMeta) -> dict[str, Any]:
     # Not RecordingMeta.to_dict(): dataclasses.asdict deep-copies ``extra``, a mappingproxy,
     # which cannot be copied.
     d = {f.name: getattr(meta, f.name) for f in dataclasses.fields(meta)}
-    d["extra"] = json.loads(_dumps(dict(meta.extra)))
+    try:
+        # NaN/inf in free-form metadata become null (JSON has no NaN).
+        text = json.dumps(dict(meta.extra), default=_json_default)
+        d["extra"] = json.loads(text, parse_constant=lambda _: None)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"recording {meta.participant}/{meta.trial}: meta.extra is not JSON-serialisable "
+            f"({exc})",
+            meta.source or None,
+        ) from None
+    if d["knee_angle_deg"] is not None and not math.isfinite(d["knee_angle_deg"]):
+        d["knee_angle_deg"] = None
     return d
 
 
