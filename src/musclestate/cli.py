@@ -134,6 +134,53 @@ def inspect_cmd(
         con.print(f"derived groups: {', '.join(s['derived'])}")
 
 
+@app.command("probe")
+def probe_cmd(
+    path: Annotated[Path, typer.Argument(help="Video, DICOM, image folder or signal file.")],
+    crop: Annotated[
+        tuple[int, int, int, int] | None,
+        typer.Option("--crop", help="B-mode area X Y W H (0-based pixels)."),
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option(help="Frame rate of an image folder (frames/s).")
+    ] = None,
+    mat_group: Annotated[
+        str | None, typer.Option(help="Struct in a .mat file, e.g. clips.trial.push_01.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show what a media or signal file holds, as the importer will read it."""
+    import json
+
+    from musclestate.io import probe
+
+    info = probe(path, crop=crop, fps=fps, mat_group=mat_group)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    con = Console()
+    if info["kind"] == "signals":
+        from rich.table import Table
+
+        t = Table(title=str(path))
+        for col in ("name", "unit", "samples", "rate_hz", "t_start_s", "t_end_s"):
+            t.add_column(col, justify="left" if col in ("name", "unit") else "right")
+        for row in info["channels"]:
+            t.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()))
+        con.print(t)
+        return
+    h, w = info["frame_shape"]
+    sp = info["pixel_spacing_mm"]
+    spacing = f"{sp[0]:.4g} x {sp[1]:.4g} mm/px ({info['spacing_source']})" if sp else "unknown"
+    con.print(
+        f"[bold]{path}[/] ({info['kind']}): {info['frames']} frames of {w}x{h} px (WxH), "
+        f"{info['fps']:.3g} frames/s over {info['duration_s']:.3f} s ({info['time_source']})\n"
+        f"pixel spacing: {spacing}; repeated frames: {info['repeated_frames']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 # ---- phantom: simulate -------------------------------------------------------------------------
 
 

@@ -13,14 +13,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from musclestate.errors import ConfigError, MediaError
 from musclestate.records import Recording
 
-__all__ = ["read_recording"]
+__all__ = ["probe", "read_recording"]
 
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 
@@ -57,6 +57,56 @@ def read_recording(path: str | Path, **kw: Any) -> Recording:
         f"({', '.join(_DICOM_SUFFIXES)}) or video ({', '.join(video.VIDEO_SUFFIXES)})",
         path,
     )
+
+
+def probe(
+    path: str | Path,
+    *,
+    crop: Sequence[int] | None = None,
+    fps: float | None = None,
+    mat_group: str | None = None,
+) -> dict[str, Any]:
+    """Summarise a media or signal file as the readers see it (JSON-serialisable).
+
+    Signal files (``.csv``, ``.tsv``, ``.mat``, ``.c3d``) give ``{"kind": "signals",
+    "channels": [...]}`` with each channel's unit, samples, rate and time span. Media give the
+    frame count and size (after ``crop``), frame rate and span from the frame times, where the
+    times and the spacing came from, repeated frames, and the reader's own metadata. ``fps``
+    applies to image folders and DICOM files without timing; videos keep their time stamps.
+    """
+    from musclestate.io.signals import read_signals, signal_table
+
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".mat", ".c3d"):
+        sigs = read_signals(path, mat_group=mat_group)
+        return {"kind": "signals", "path": str(path), "channels": signal_table(sigs)}
+    kw: dict[str, Any] = {}
+    if crop is not None:
+        kw["crop"] = tuple(crop)
+    kind = "video"
+    if path.is_dir():
+        kind = "images"
+    elif path.suffix.lower() in _DICOM_SUFFIXES or _has_dicom_preamble(path):
+        kind = "dicom"
+    if fps is not None and kind != "video":
+        kw["fps"] = fps
+    rec = read_recording(path, **kw)
+    extra = dict(rec.meta.extra)
+    return {
+        "kind": kind,
+        "path": str(path),
+        "frames": rec.n_frames,
+        "frame_shape": list(rec.frame_shape),
+        "fps": rec.fps,
+        "duration_s": float(rec.t_s[-1] - rec.t_s[0]),
+        "time_source": extra.get("time_source")
+        or extra.get("dicom", {}).get("time_source", "user:fps"),
+        "pixel_spacing_mm": None if rec.pixel_spacing_mm is None else list(rec.pixel_spacing_mm),
+        "spacing_source": rec.meta.spacing_source,
+        "scanner": rec.meta.scanner,
+        "repeated_frames": extra.get("repeated_frames"),
+        "details": {k: v for k, v in extra.items() if not k.endswith("_indices") and k != "files"},
+    }
 
 
 def _call(reader: Callable[..., Recording], path: Path, kw: dict[str, Any]) -> Recording:
