@@ -294,3 +294,23 @@ def test_nan_in_signal_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SignalError, match=r"t_dyn.csv.*NaN"):
         import_manifest(_single(tmp_path), tmp_path / "ds")
     assert not (tmp_path / "ds").exists()
+
+
+def test_index_sync_from_csv_file(tmp_path: Path) -> None:
+    make_trial(tmp_path / "P01", "t")
+    samples = np.round((START_S + np.arange(N_FRAMES) / FPS) * DAQ_HZ).astype(int)
+    write_csv(tmp_path / "P01" / "frames.csv", ["frame", "sample"], [np.arange(N_FRAMES), samples])
+    m = (
+        _single(tmp_path)
+        .read_text()
+        .replace(
+            'sync = { method = "trigger", channel = "sync" }',
+            'sync = { method = "index", file = "P01/frames.csv", column = "sample", '
+            'clock = "angle" }',
+        )
+    )
+    (tmp_path / "m.toml").write_text(m)
+    ds = open_dataset(import_manifest(tmp_path / "m.toml", tmp_path / "ds"))
+    rid = ds.recordings[0].id
+    np.testing.assert_allclose(ds.frame_times(rid), samples / DAQ_HZ, atol=1e-9)
+    np.testing.assert_allclose(ds.targets(rid)["ankle_angle"], angle(samples / DAQ_HZ), atol=1e-6)

@@ -21,6 +21,7 @@ hour of decoding.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import logging
@@ -523,18 +524,32 @@ def _index_map(spec: RecordingSpec, signals: Mapping[str, Signal]) -> np.ndarray
             return np.asarray(got[sy.channel].values)
         _channel(signals, sy.channel, spec)  # raises, listing the available channels
     assert sy.file is not None
+    return _read_index_file(sy.file, sy.column)
 
-    if sy.file.suffix.lower() in (".txt", ".npy"):
-        try:
-            arr = np.load(sy.file) if sy.file.suffix == ".npy" else np.loadtxt(sy.file, ndmin=1)
-        except (OSError, ValueError) as exc:
-            raise SignalError(f"cannot read frame index map: {exc}", sy.file) from None
-        return np.asarray(arr).ravel()
-    sigs = read_signals(sy.file)
-    col = sy.column or next(iter(sigs))
-    if col not in sigs:
-        raise SignalError(f"no column {col!r}; available: {sorted(sigs)}", sy.file)
-    return np.asarray(sigs[col].values)
+
+def _read_index_file(path: Path, column: str | None) -> np.ndarray:
+    """One sample index per frame from ``.npy``, a one-column ``.txt`` or a CSV column."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.asarray(np.load(path, allow_pickle=False)).ravel()
+        if suffix == ".txt":
+            return np.loadtxt(path, ndmin=1)
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise SignalError(f"cannot read frame -> sample index map: {exc}", path) from None
+    if len(rows) < 2:
+        raise SignalError("frame -> sample index map has no rows below its header", path)
+    header = [h.strip() for h in rows[0]]
+    col = column or header[0]
+    if col not in header:
+        raise SignalError(f"no column {col!r}; available: {header}", path)
+    j = header.index(col)
+    try:
+        return np.array([float(r[j]) for r in rows[1:] if r])
+    except (IndexError, ValueError) as exc:
+        raise SignalError(f"column {col!r} is not numeric: {exc}", path) from None
 
 
 def _frame_times(rec: Recording, spec: RecordingSpec, signals: Mapping[str, Signal]) -> np.ndarray:
