@@ -49,7 +49,10 @@ def rising_edges(signal: Signal, threshold: float | None = None) -> np.ndarray:
     """Times (s) where ``signal`` crosses ``threshold`` upwards, interpolated between samples.
 
     ``threshold=None`` takes the midpoint between the channel's minimum and maximum. A channel
-    already above the threshold at its first sample does not count as an edge there.
+    already above the threshold at its first sample does not count as an edge there. For a
+    square pulse the interpolated edge lies halfway between the last low and the first high
+    sample, which is unbiased when the true edge may fall anywhere between them (error at most
+    half a sample period).
     """
     v = signal.values
     lo, hi = float(v.min()), float(v.max())
@@ -165,7 +168,8 @@ def resample_to_frames(
         frame_t_s: ``(T,)`` frame times on the same clock, seconds.
         kind: ``"interp"``: linear interpolation (angle, moment); ``"emg"``: the EMG envelope
             (:func:`musclestate.signals.emg.envelope` with ``band``, ``lowpass_hz``, ``order``) at
-            the raw rate, then interpolated at the frame times.
+            the raw rate (the signal is taken as uniformly sampled at its median rate), then
+            interpolated at the frame times.
 
     Returns:
         ``(T,)`` float64 in the signal's unit.
