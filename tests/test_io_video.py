@@ -66,6 +66,39 @@ def test_write_is_atomic_and_leaves_no_temp(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("suffix", "fmt", "codec", "pix_fmt", "max_err"),
+    [
+        (".avi", "avi", "mpeg4", "yuv420p", 4.0),
+        (".mov", "mov", "libx264", "yuv420p", 4.0),
+        (".wmv", "asf", "wmv2", "yuv420p", 4.0),
+        (".mkv", "matroska", "ffv1", "gray", 0.0),
+        (".avi", "avi", "rawvideo", "bgr24", 0.0),
+    ],
+)
+def test_containers_and_codecs(
+    tmp_path: Path, suffix: str, fmt: str, codec: str, pix_fmt: str, max_err: float
+) -> None:
+    frames = moving_texture(6)
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=20)
+        s.width, s.height, s.pix_fmt = 64, 48, pix_fmt
+        for f in frames:
+            if pix_fmt == "yuv420p":  # grey into the luma plane, neutral chroma
+                chroma = np.full((24, 64), 128, np.uint8)
+                vf = av.VideoFrame.from_ndarray(np.vstack([f, chroma]), format="yuv420p")
+            else:
+                vf = av.VideoFrame.from_ndarray(f, format="gray").reformat(format=pix_fmt)
+            c.mux(s.encode(vf))
+        c.mux(s.encode(None))
+    rec = read_video(path)
+    assert rec.frames.shape == frames.shape
+    np.testing.assert_allclose(rec.t_s, np.arange(6) / 20.0, atol=1e-3)
+    err = np.abs(rec.frames.astype(int) - frames.astype(int)).mean()
+    assert err <= max_err, err
+
+
 def test_frame_times_come_from_time_stamps_not_rate(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     t = np.cumsum(rng.uniform(0.01, 0.08, 10))
