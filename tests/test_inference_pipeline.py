@@ -115,7 +115,7 @@ def test_bad_bundles_are_refused(tmp_path: Path, bundle: Path) -> None:
 def test_offline_run_flags_missing_muscle_and_measures_geometry(
     bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:
-    pred = load_predictor(bundle)
+    pred = load_predictor(bundle, config=PredictorConfig(roi_every=1))
     f = band_frames(60, dark=range(30, 38))  # 8 dark frames: longer than the bridged gap (5)
     est = pred.run(ArraySource(f, np.arange(60) / 25.0, pixel_spacing_mm=SPACING)).estimates
     assert est.roi_found.tolist() == [not 30 <= i < 38 for i in range(60)]
@@ -235,7 +235,7 @@ def test_onnx_backend_gives_the_torch_estimates(
 ) -> None:
     f = band_frames(20)
     src = ArraySource(f, np.arange(20) / 25.0, pixel_spacing_mm=SPACING)
-    a = load_predictor(bundle).run(src).estimates
+    a = load_predictor(bundle, config=PredictorConfig(backend="torch")).run(src).estimates
     b = load_predictor(bundle, config=PredictorConfig(backend="onnx")).run(src).estimates
     for k in a.targets:
         np.testing.assert_allclose(b.mean[k], a.mean[k], atol=TOLERANCE[0], rtol=TOLERANCE[1])
@@ -252,8 +252,9 @@ def test_predict_cli_writes_table_sidecar_xlsx_plot_overlay(
     out = tmp_path / "res" / "clip.csv"
     args = [
         "predict", str(bundle), str(clip), "--out", str(out), "--crop", "4", "8", "128", "96",
-        "--spacing", "0.3", "0.3", "--xlsx", str(tmp_path / "res" / "clip.xlsx"),
-        "--plot", str(tmp_path / "res" / "clip.png"), "--overlay", str(tmp_path / "res" / "o.mp4"),
+        "--spacing", "0.3", "0.3", "--roi-every", "1",
+        "--xlsx", str(tmp_path / "res" / "clip.xlsx"), "--plot", str(tmp_path / "res" / "clip.png"),
+        "--overlay", str(tmp_path / "res" / "o.mp4"),
     ]  # fmt: skip
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
@@ -269,7 +270,7 @@ def test_predict_cli_writes_table_sidecar_xlsx_plot_overlay(
     assert side["bundle"]["sha256"] and len(side["input"]["sha256"]) == 64
     assert side["input"]["crop_xywh"] == [4, 8, 128, 96]
     assert side["input"]["pixel_spacing_mm"] == [0.3, 0.3]
-    assert side["settings"]["backend"] == "torch" and side["musclestate_version"]
+    assert side["settings"]["backend"] == "onnx" and side["musclestate_version"]
     for name in ("clip.xlsx", "clip.png", "o.mp4", "o.mp4.json", "clip.png.json"):
         assert (tmp_path / "res" / name).is_file(), name
     assert read_video(tmp_path / "res" / "o.mp4").n_frames == 30

@@ -117,6 +117,10 @@ def _session(model: bytes | str | Path, threads: int | None) -> Any:
         so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # no busy-waiting between ops: on a CPU shared with other work, spinning threads burn the
+    # cores that the other stages (and other programs) need
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     src = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
 

@@ -125,7 +125,13 @@ def load_predictor(
     seg = _segmenter(segmenter, roi_cfg.model)
     size = _scaled_size(seg, cfg.roi_scale)
     if cfg.backend == "onnx":
+        import torch
+
         from musclestate.inference.export import OnnxEstimator, OnnxSegmenter
+
+        # PyTorch only resizes images here; its thread pool costs more than it saves on such
+        # small ops (and spins on a CPU shared with other work)
+        torch.set_num_threads(1)
 
         estimator: Any = OnnxEstimator(bundle, onnx, threads=cfg.threads)
         estimator.context = int(bundle.context)

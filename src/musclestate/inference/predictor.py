@@ -98,21 +98,30 @@ class PredictorConfig:
     """Settings of a prediction run (saved in every output's sidecar).
 
     Attributes:
-        backend: ``"torch"`` (the bundle itself) or ``"onnx"`` (ONNX Runtime on its export).
+        backend: ``"onnx"`` (ONNX Runtime on the bundle's networks, exported at load time) or
+            ``"torch"`` (the bundle itself); they agree within
+            :data:`musclestate.inference.export.TOLERANCE`.
         batch_size: frames per estimator call offline (live runs use 1).
-        roi_every: run the segmenter on every k-th frame and track the muscle in between.
-        roi_scale: segmenter input size relative to the frame (0.5 = half resolution).
+        roi_every: run the segmenter on every k-th frame; offline the aponeurosis curves in
+            between are interpolated in time, live they are tracked (1 = every frame, as the
+            ROI step of training does by default).
+        roi_scale: segmenter input size relative to the segmenter's own (0.5 = 128 px instead
+            of 256 px; ``benchmarks/inference.py`` prints what this changes in the geometry).
+
+    The defaults are the fastest settings whose geometry stays close to a full run (see the
+    benchmark); ``PredictorConfig(roi_every=1, roi_scale=1.0)`` reproduces the training ROI.
         range_margin: fraction of the training range allowed beyond it before a frame is flagged
             ``out_of_range``.
-        threads: CPU threads for PyTorch / ONNX Runtime (``None`` = library default).
+        threads: CPU threads for the networks (``None`` = library default); with the ONNX
+            backend PyTorch only resizes images and is set to one thread.
         live_async: live runs segment key frames on a worker thread while the frames in between
             are tracked, so no frame waits for the segmentation network.
     """
 
-    backend: str = "torch"
+    backend: str = "onnx"
     batch_size: int = 32
-    roi_every: int = 1
-    roi_scale: float = 1.0
+    roi_every: int = 4
+    roi_scale: float = 0.5
     range_margin: float = 0.1
     threads: int | None = None
     live_async: bool = True
