@@ -856,7 +856,8 @@ def demo_cmd(
 # ---- inference: predict, stream, export --------------------------------------------------------
 
 _Backend = Annotated[
-    str, typer.Option("--backend", help="torch (the bundle) or onnx (ONNX Runtime on its export).")
+    str | None,
+    typer.Option("--backend", help="onnx (ONNX Runtime, default) or torch (the bundle as is)."),
 ]
 _Crop = Annotated[
     tuple[int, int, int, int] | None,
@@ -874,11 +875,13 @@ _RoiEvery = Annotated[
 _Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads for inference.")]
 
 
-def _predictor_config(backend: str, batch_size: int, roi_every: int | None, threads: int | None):  # noqa: ANN202
+def _predictor_config(
+    backend: str | None, batch_size: int, roi_every: int | None, threads: int | None
+) -> object:
     from musclestate.inference import PredictorConfig
 
-    kw = {"backend": backend, "batch_size": batch_size, "threads": threads}
-    return PredictorConfig(**kw, **({} if roi_every is None else {"roi_every": roi_every}))
+    given = {"backend": backend, "roi_every": roi_every, "threads": threads}
+    return PredictorConfig(batch_size=batch_size, **{k: v for k, v in given.items() if v})
 
 
 @app.command("predict")
@@ -897,7 +900,7 @@ def predict_cmd(
     flip: _Flip = False,
     spacing: _Spacing = None,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image folder.")] = None,
-    backend: _Backend = "torch",
+    backend: _Backend = None,
     batch_size: Annotated[int, typer.Option(help="Frames per estimator call.")] = 32,
     roi_every: _RoiEvery = None,
     threads: _Threads = None,
@@ -965,7 +968,7 @@ def stream_cmd(
     crop: _Crop = None,
     flip: _Flip = False,
     spacing: _Spacing = None,
-    backend: _Backend = "torch",
+    backend: _Backend = None,
     roi_every: _RoiEvery = None,
     threads: _Threads = None,
     queue: Annotated[int, typer.Option(help="Frames allowed to wait; more are dropped.")] = 2,
@@ -988,7 +991,7 @@ def stream_cmd(
 
     from musclestate._atomic import write_text_atomic
     from musclestate.errors import ConfigError
-    from musclestate.inference import load_predictor, open_source
+    from musclestate.inference import Estimates, load_predictor, open_source
     from musclestate.inference.outputs import sidecar_path
     from musclestate.inference.predictor import provenance
     from musclestate.inference.stream import RowWriter, StreamConfig, run_stream
@@ -1019,7 +1022,7 @@ def stream_cmd(
     con = Console()
     names = predictor.targets
 
-    def show(row, latency_ms: float) -> None:  # noqa: ANN001
+    def show(row: Estimates, latency_ms: float) -> None:
         vals = "  ".join(
             f"{k}={row.mean[k][0]:8.2f}±{row.sd[k][0]:.2f}" if row.roi_found[0] else f"{k}=  --"
             for k in names
