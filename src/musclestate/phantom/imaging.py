@@ -114,7 +114,7 @@ class TissueModel:
             amp_w, lam, ph = rng.uniform(0.02, 0.08), rng.uniform(8.0, 25.0), rng.uniform(0, 6.3)
             line = d0 + amp_w * np.sin(2 * np.pi * a / lam + ph)
             septa += _stripes((b - line) * top, 0.25) * (np.sin(a / rng.uniform(3, 9) + ph) > -0.3)
-        amp = np.where(b < skin_frac, 0.3 * p.apo_echo, p.fat_echo * (1.0 + 8.0 * septa))
+        amp = np.where(b < skin_frac, 0.3 * p.apo_echo, p.fat_echo * (1.0 + 4.0 * septa))
         add(_SKIN_FAT, 0, a, b, amp)
 
         # superficial aponeurosis: a = u (mm along), b = w in [-0.5, 0.5] of its thickness.
@@ -223,14 +223,14 @@ class TissueModel:
         jitter = rng.uniform(-0.3, 0.3, n_lines) * spacing_u
         bend = rng.uniform(-0.15, 0.15, n_lines) * spacing_u * 3.0
         strength = rng.uniform(0.2, 1.0, n_lines) ** 2 * (rng.uniform(size=n_lines) < 0.85)
-        period = rng.uniform(0.3, 1.0, n_lines)
+        period = rng.uniform(0.5, 1.3, n_lines)
         phase = rng.uniform(0.0, 2 * np.pi, n_lines)
-        width = 0.22 / sin_pen
+        width = 0.15 / sin_pen
         tex = np.zeros_like(u)
         for dk in (-1, 0, 1):
             idx = (k + dk - k0).astype(np.int64)
             centre = (k + dk) * spacing_u + jitter[idx] + bend[idx] * 4.0 * s * (1.0 - s)
-            on = np.sin(2 * np.pi * s / period[idx] + phase[idx]) > 0.0  # breaks
+            on = np.sin(2 * np.pi * s / period[idx] + phase[idx]) > -0.3  # breaks
             tex += strength[idx] * on * _stripes(u - centre, width)
         # slow echogenicity variation (fibre bundles), fixed in tissue
         blob = 1.0 + 0.4 * np.sin(u / rng.uniform(4, 8) + rng.uniform(0, 6.3)) * np.sin(
