@@ -18,8 +18,9 @@ scipy because their layout is particular to this data set):
 - one recording per push, participant ``"p6"``, trial ``"<trial>_push_NN"``, ``meta.task`` =
   trial type (``isokinetic030``, ``isometric_max``, ``passive_ROM``, ...).
 
-Frames repeat in these clips (screen capture faster than the scanner). They are kept by default
-(each captured frame has its own dynamometer sample); ``--drop-repeated-frames`` drops them.
+Frames may repeat in these clips (screen capture faster than the scanner). They are kept by
+default (each captured frame has its own dynamometer sample); ``--drop-repeated-frames`` drops
+the frames the reader finds repeated.
 
 Usage::
 
