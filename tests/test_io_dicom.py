@@ -172,3 +172,42 @@ def test_bad_dicom(tmp_path: Path) -> None:
     bad_vec = make_dicom(tmp_path / "h.dcm", cine(), NumberOfFrames=4, FrameTimeVector=[0, 1])
     with pytest.raises(MediaError, match="2 entries for 4 frames"):
         read_dicom(bad_vec)
+
+
+def test_jpeg_baseline_multiframe(tmp_path: Path) -> None:
+    """The common ultrasound export: JPEG Baseline, YBR_FULL_422, one JPEG per frame."""
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    rgb = np.zeros((3, 32, 48, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 100, 150, 50
+    encoded = []
+    for f in rgb:
+        buf = io.BytesIO()
+        Image.fromarray(f).save(buf, format="JPEG", quality=95)
+        encoded.append(buf.getvalue())
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.file_meta.MediaStorageSOPClassUID = US_MULTIFRAME
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID = US_MULTIFRAME
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 32, 48, 3
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PlanarConfiguration = 0
+    ds.NumberOfFrames = 3
+    ds.FrameTime = 33.3
+    ds.PixelData = encapsulate(encoded)
+    ds["PixelData"].VR = "OB"
+    path = tmp_path / "jpeg.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    rec = read_dicom(path, depth_mm=32.0)
+    assert rec.frames.shape == (3, 32, 48)
+    assert abs(float(rec.frames.mean()) - (0.299 * 100 + 0.587 * 150 + 0.114 * 50)) < 2.0
+    np.testing.assert_allclose(rec.t_s, [0, 0.0333, 0.0666])
+    assert rec.pixel_spacing_mm == (1.0, 1.0)
