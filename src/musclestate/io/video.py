@@ -7,8 +7,11 @@ captures and scanner exports often have irregular timing.
 
 Luma: for 8-bit YUV and grey pixel formats the ``Y'`` plane is taken as stored, without a
 studio-range to full-range stretch (an ultrasound image is already grey, so ``Y'`` *is* the
-image; a stretch would only requantise it). Other formats (RGB, paletted, >8-bit) go through
-FFmpeg's own conversion to ``gray``.
+image; a stretch would only requantise it, and screen captures such as the Drazan clips hold
+levels outside 16..235 with the range left unspecified). A video made from grey images with a
+studio-range conversion therefore keeps its 16..235 levels. Other formats (RGB, paletted,
+>8-bit) go through FFmpeg's own conversion to ``gray``. :func:`frame_luma` is the rule, for
+any code that decodes frames itself (live sources) and must match what training data saw.
 
 Repeated frames: a screen capture that records faster than the scanner produces runs of frames
 that differ only by compression noise. :func:`find_repeated_frames` documents the rule used.
@@ -150,8 +153,11 @@ def probe_video(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def _luma(frame: Any) -> np.ndarray:
-    """The ``(H, W)`` uint8 luma of a decoded PyAV frame (a view where possible)."""
+def frame_luma(frame: Any) -> np.ndarray:
+    """The ``(H, W)`` uint8 luma of a decoded PyAV ``VideoFrame`` (a view where possible).
+
+    The view may point into the decoder's buffer: copy it before decoding the next frame.
+    """
     if frame.format.name in _LUMA_FORMATS:
         plane = frame.planes[0]
         # The plane's rows are padded to line_size bytes; take the visible width.
@@ -213,7 +219,7 @@ def _decode(
                     "OUT.mp4) so the container carries presentation time stamps",
                     path,
                 )
-            y = _luma(frame)
+            y = frame_luma(frame)
             if k == 0 and crop is not None:
                 box = check_crop(crop, y.shape[1], y.shape[0], path)
             if box is not None:
