@@ -65,14 +65,20 @@ def check_reader(reader: Callable[[Path], Any], name: str, data: bytes) -> None:
 
 # ---- real and realistic files to truncate (built once per session) -------------------------
 
-_BUILD = Path(tempfile.mkdtemp(prefix="musclestate-fuzz-"))
+
+def built(name: str, write: Callable[[Path], Any]) -> bytes:
+    """Bytes of a file that ``write(path)`` creates in a temporary folder (then removed)."""
+    with tempfile.TemporaryDirectory(prefix="musclestate-fuzz-") as tmp:
+        path = Path(tmp) / name
+        write(path)
+        return path.read_bytes()
 
 
 @cache
 def small_mp4() -> bytes:
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (6, 32, 48), dtype=np.uint8)
-    return write_video(_BUILD / "small.mp4", frames, 25.0).read_bytes()
+    return built("small.mp4", lambda p: write_video(p, frames, 25.0))
 
 
 @cache
@@ -91,18 +97,18 @@ def small_dicom() -> bytes:
     ds.set_pixel_data(rng.integers(0, 256, (3, 16, 16), dtype=np.uint8), "MONOCHROME2", 8)
     ds.FrameTime = 40.0
     ds.PixelSpacing = [0.1, 0.1]
-    ds.save_as(_BUILD / "small.dcm", enforce_file_format=True)
-    return (_BUILD / "small.dcm").read_bytes()
+    return built("small.dcm", lambda p: ds.save_as(p, enforce_file_format=True))
 
 
 @cache
 def small_mat73() -> bytes:
-    path = _BUILD / "v73.mat"
-    with h5py.File(path, "w", userblock_size=512) as fh:
-        g = fh.create_group("g")
-        g["t"] = (np.arange(30) / 100.0)[None]
-        g["x"] = np.sin(np.arange(30))[None]
-    return path.read_bytes()
+    def write(path: Path) -> None:
+        with h5py.File(path, "w", userblock_size=512) as fh:
+            g = fh.create_group("g")
+            g["t"] = (np.arange(30) / 100.0)[None]
+            g["x"] = np.sin(np.arange(30))[None]
+
+    return built("v73.mat", write)
 
 
 @cache
@@ -116,8 +122,7 @@ def small_c3d() -> bytes:
     c["parameters"]["ANALOG"]["RATE"]["value"] = [1000]
     c["parameters"]["ANALOG"]["LABELS"]["value"] = ("emg",)
     c["data"]["analogs"] = np.random.default_rng(0).normal(size=(1, 1, 50))
-    c.write(str(_BUILD / "small.c3d"))
-    return (_BUILD / "small.c3d").read_bytes()
+    return built("small.c3d", lambda p: c.write(str(p)))
 
 
 @cache
