@@ -28,6 +28,8 @@ _API: dict[str, str] = {
     "write_dataset": "musclestate.dataset",
     "open_dataset": "musclestate.dataset",
     "load_predictor": "musclestate.inference",
+    "simulate_cohort": "musclestate.phantom",
+    "sample_labelled_frames": "musclestate.phantom",
 }
 
 __all__ = ["__version__", *_API]
