@@ -1,0 +1,198 @@
+"""Cross-validation, fold jobs + collect, and deployable training, on a tiny dataset on disk."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from musclestate.cli import app
+from musclestate.errors import ConfigError, DatasetError
+from musclestate.models.bundle import load_bundle
+from musclestate.training.config import TrainConfig
+from musclestate.training.cv import collect, run_cv
+
+UNITS = {"ankle_angle": "deg", "ankle_moment": "N m", "mg_activation": "%MVC",
+         "sol_activation": "%MVC"}  # fmt: skip
+CFG = TrainConfig(image_size=(24, 24), epochs=8, batch_size=16, lr=3e-3, num_threads=1,
+                  network_params={"widths": [8, 16, 32]})  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # the suite runs two workers on two cores
+    yield
+    torch.set_num_threads(old)
+
+
+def write_synthetic_dataset(path: Path, recs: list[dict]) -> Path:
+    """A dataset with a ``roi`` group, as import + ``roi apply`` would leave it."""
+    from musclestate.dataset import recording_id, write_dataset, write_derived
+    from musclestate.records import Recording, RecordingMeta, Target
+
+    write_dataset(
+        path,
+        (
+            Recording(
+                frames=r["images"][:, 0],
+                t_s=r["t_s"],
+                pixel_spacing_mm=(0.2, 0.25),
+                meta=RecordingMeta(participant=r["participant"], trial=r["trial"]),
+                targets={n: Target(v, UNITS[n]) for n, v in r["targets"].items()},
+            )
+            for r in recs
+        ),
+    )
+    per = {
+        recording_id(r["participant"], r["trial"]): {
+            "patches": r["images"],
+            "features": r["features"],
+            "found": np.ones(len(r["t_s"]), bool),
+        }
+        for r in recs
+    }
+    attrs = {"feature_names": ["f_angle", "f_mg", "f_sol"], "patch_size_px": [24, 24]}
+    write_derived(path, "roi", per, attrs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, synthetic_recordings) -> Path:
+    recs = synthetic_recordings(participants=5, recordings=1, frames=120, size=24, seed=1)
+    return write_synthetic_dataset(tmp_path_factory.mktemp("cv") / "ds", recs)
+
+
+@pytest.fixture(scope="module")
+def run(dataset: Path, tmp_path_factory) -> Path:
+    """A 3-fold run made as a cluster would: one `cv --fold I` job per fold, then collect."""
+    base = tmp_path_factory.mktemp("run")
+    config = base / "train.json"
+    config.write_text(json.dumps(CFG.to_dict()))
+    out = base / "run"
+    runner = CliRunner()
+    args = ["cv", str(dataset), "--folds", "3", "--out", str(out), "--config", str(config)]
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for i in (0, 2):
+            res = runner.invoke(app, [*args, "--fold", str(i)])
+            assert res.exit_code == 0, res.output
+        res = runner.invoke(app, ["cv", "collect", str(out)])
+        assert isinstance(res.exception, DatasetError)
+        assert "[1]" in str(res.exception) and "--fold I" in str(res.exception)
+        res = runner.invoke(app, [*args, "--fold", "1"])
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(app, ["cv", "collect", str(out)])
+        assert res.exit_code == 0, res.output
+        assert "cnn" in res.output and "metrics:" in res.output
+    finally:
+        torch.set_num_threads(old)
+    return out
+
+
+def test_metrics_have_the_agreed_shape_and_show_learning(run: Path) -> None:
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["folds"] == 3
+    assert m["targets"] == {n: {"unit": u} for n, u in UNITS.items()}
+    assert set(m["models"]) == {"cnn", "mean_predictor", "feature_baseline"}
+    people = [f"P{i:02d}" for i in range(1, 6)]
+    for model in m["models"].values():
+        assert sorted(model["per_participant"]) == people
+        for per in model["per_participant"].values():
+            assert set(per) == set(UNITS)
+            assert all(set(v) == {"r2", "r", "rmse", "nrmse"} for v in per.values())
+        for s in model["summary"].values():
+            assert {"r2_mean", "r2_sd", "r_mean", "rmse_mean", "nrmse_mean"} <= set(s)
+    for name in UNITS:
+        cnn = m["models"]["cnn"]["summary"][name]["r2_mean"]
+        mean = m["models"]["mean_predictor"]["summary"][name]["r2_mean"]
+        assert cnn > 0.3 and cnn > mean + 0.3, (name, cnn, mean)
+        c = m["calibration"][name]
+        assert 0 < c["within_1sd"] < c["within_2sd"] <= 1
+    assert m["config"]["dataset"] == str(Path(m["config"]["dataset"]).resolve())
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 8
+
+
+def test_no_participant_leaks_across_a_fold(run: Path) -> None:
+    m = json.loads((run / "metrics.json").read_text())
+    tested = []
+    for info in m["folds_info"]:
+        train, val, test = set(info["train"]), set(info["validation"]), set(info["test"])
+        assert not (train & val) and not (train & test) and not (val & test)
+        assert len(val) == 1 and len(train) >= 1
+        tested += info["test"]
+        card = json.loads((run / "folds" / f"fold_{info['index']:02d}" / "model" / "card.json")
+                          .read_text())  # fmt: skip
+        assert set(card["training"]["participants"]) == train
+    assert sorted(tested) == [f"P{i:02d}" for i in range(1, 6)]
+    assert m["splits"]["participants"] == {p: i for i, f in enumerate(m["splits"]["folds"])
+                                           for p in f["test"]}  # fmt: skip
+
+
+def test_prediction_files(run: Path) -> None:
+    with (run / "predictions" / "P03.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 120
+    cols = list(rows[0])
+    assert cols[:3] == ["recording", "frame", "t_s"]
+    for n in UNITS:
+        assert cols.index(f"{n}_sd") == cols.index(n) + 1
+        assert cols.index(f"{n}_true") == cols.index(n) + 2
+        assert f"{n}_mean_predictor" in cols and f"{n}_feature_baseline" in cols
+    assert [int(r["frame"]) for r in rows] == list(range(120))
+    assert all(float(r["ankle_angle_sd"]) > 0 for r in rows)
+
+
+def test_a_fold_reruns_identically_and_settings_are_kept(
+    run: Path, dataset: Path, tmp_path: Path
+) -> None:
+    out = run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=1)
+    assert out == tmp_path / "again" / "folds" / "fold_01"
+    for f in (run / "folds" / "fold_01" / "predictions").glob("*.csv"):
+        assert (out / "predictions" / f.name).read_text() == f.read_text()  # deterministic
+    with pytest.raises(ConfigError, match="other settings"):
+        run_cv(dataset, tmp_path / "again", CFG.replace(epochs=3), folds=3, fold=0)
+    with pytest.raises(ConfigError, match="out of range"):
+        run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=3)
+
+
+def test_collect_needs_a_run(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"config\.json"):
+        collect(tmp_path)
+
+
+def test_train_bundle_with_cv_metrics(run: Path, dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    res = CliRunner().invoke(
+        app,
+        ["train", str(dataset), "--out", str(out), "--run", str(run), "--config",
+         str(run / "config.json")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.safetensors"]
+    assert not (tmp_path / ".model.work").exists()
+    b = load_bundle(out)
+    card = b.card
+    assert [t["name"] for t in card["targets"]] == list(UNITS)
+    assert card["roi"]["feature_names"] == ["f_angle", "f_mg", "f_sol"]
+    assert card["training"]["pixel_spacing_mm"] == [0.2, 0.25]
+    assert len(card["training"]["participants"]) == 4
+    assert card["training"]["validation_participants"]
+    assert card["cv_metrics"]["summary"]["cnn"]["ankle_angle"]["r2_mean"] is not None
+    assert card["network"]["params"] == {"widths": [8, 16, 32]}
+    from musclestate.dataset import open_dataset
+
+    ds = open_dataset(dataset)
+    rid = ds.recordings[0].id
+    patches = ds.derived("roi").get(rid, "patches")
+    pred = b.predict(patches)
+    truth = ds.targets(rid)["ankle_angle"]
+    assert np.corrcoef(pred["ankle_angle"][0], truth)[0, 1] > 0.8  # a training participant
+    res = CliRunner().invoke(app, ["train", str(dataset), "--out", str(out)])
+    assert isinstance(res.exception, FileExistsError)
