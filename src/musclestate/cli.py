@@ -175,7 +175,8 @@ def probe_cmd(
     con.print(
         f"[bold]{path}[/] ({info['kind']}): {info['frames']} frames of {w}x{h} px (WxH), "
         f"{info['fps']:.3g} frames/s over {info['duration_s']:.3f} s ({info['time_source']})\n"
-        f"pixel spacing: {spacing}; repeated frames: {info['repeated_frames']}",
+        f"pixel spacing: {spacing}"
+        + ("" if info["repeated_frames"] is None else f"; repeated: {info['repeated_frames']}"),
         highlight=False,
         soft_wrap=True,
     )
