@@ -140,6 +140,12 @@ def test_bad_arguments_fail_before_any_work(tmp_path: Path, kwargs: dict, match:
     assert not out.exists()
 
 
+def test_config_and_arguments_together_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="either config"):
+        simulate_cohort(tmp_path / "x", participants=2, config=tiny())
+    assert not (tmp_path / "x").exists()
+
+
 def test_folder_with_other_data_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "busy"
     out.mkdir()

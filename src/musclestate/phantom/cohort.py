@@ -304,8 +304,8 @@ def simulate_cohort(
 
     Args:
         out: output folder (new or empty; or a previous phantom cohort with ``overwrite``).
-        participants, seconds, fps, seed, size: see :class:`PhantomConfig` (ignored when
-            ``config`` is given).
+        participants, seconds, fps, seed, size: see :class:`PhantomConfig` (leave them at their
+            defaults when ``config`` is given; anything else is an error).
         progress: ``progress(done_frames, total_frames, label)`` after each batch of frames.
         config: the full configuration (protocol, video quality, scatterer density).
         overwrite: replace a previous phantom cohort in ``out`` (never any other data).
@@ -317,9 +317,16 @@ def simulate_cohort(
     Raises:
         ConfigError: invalid arguments or an output folder holding other data, before any work.
     """
-    cfg = config or PhantomConfig(
-        participants=participants, seconds=seconds, fps=fps, seed=seed, size=tuple(size)
-    )
+    given = {"participants": participants, "seconds": seconds, "fps": fps, "seed": seed}
+    given["size"] = tuple(size)
+    if config is not None:
+        clash = {k: v for k, v in given.items() if v != getattr(PhantomConfig(), k)}
+        if clash:
+            raise ConfigError(
+                f"pass either config= or the individual arguments, not both (got {clash} "
+                "besides config); set them in the PhantomConfig instead"
+            )
+    cfg = config or PhantomConfig(**given)
     out = Path(out)
     check_output(out, overwrite)
     from musclestate.io.video import write_video  # noqa: F401  (fail early if io is missing)
