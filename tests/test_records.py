@@ -68,3 +68,12 @@ def test_recording_rejects_bad_spacing_and_target_length():
             meta=_meta(),
             targets={"ankle_moment": Target(np.zeros(3), "N m")},
         )
+
+
+def test_meta_to_dict_is_plain_and_json_ready():
+    import json
+
+    meta = RecordingMeta(participant="p1", trial="t1", knee_angle_deg=0.0, extra={"crop": [1, 2]})
+    d = meta.to_dict()
+    assert d["participant"] == "p1" and d["extra"] == {"crop": [1, 2]}
+    assert json.loads(json.dumps(d)) == d

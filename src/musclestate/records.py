@@ -166,7 +166,9 @@ class RecordingMeta:
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self) | {"extra": dict(self.extra)}
+        """Plain-dict form for JSON manifests and sidecars (``extra`` as a plain dict)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["extra"] = dict(self.extra)
         return d
 
 
