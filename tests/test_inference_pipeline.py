@@ -62,7 +62,7 @@ class BandSegmenter:
         return (np.asarray(frames) > 200).astype(np.float32)
 
 
-def make_bundle(out: Path, context: int = 0) -> Path:
+def make_bundle(out: Path, context: int = 0, training: dict | None = None) -> Path:
     from musclestate.models.bundle import make_card, save_bundle
     from musclestate.models.networks import build_network
     from musclestate.roi.patches import PatchConfig
@@ -83,7 +83,7 @@ def make_bundle(out: Path, context: int = 0) -> Path:
         sd=np.array([10.0, 15.0]),
         sd_scale=np.array([1.0, 1.0]),
         roi=roi_attrs(ROIConfig(model="stub", patches=PatchConfig(16, 32))),
-        training={"participants": ["P01"]},
+        training={"participants": ["P01"], **(training or {})},
     )
     return save_bundle(out, net.state_dict(), card)
 
@@ -306,3 +306,52 @@ def test_predict_cli_batches_a_folder_and_rejects_bad_bundle(
         app, ["predict", str(folder / "c0.mp4"), str(folder), "--out", str(tmp_path / "x")]
     )
     assert r.exit_code != 0 and isinstance(r.exception, BundleError)
+
+
+def test_input_unlike_training_data_warns_with_figures_and_still_runs(
+    tmp_path: Path, stub_segmenter: BandSegmenter, caplog: pytest.LogCaptureFixture
+) -> None:
+    from musclestate.inference.batch import Job, SourceOptions, predict_job
+
+    b = make_bundle(
+        tmp_path / "b", training={"pixel_spacing_mm": [0.2, 0.2], "frame_shape": [100, 128]}
+    )
+    pred = load_predictor(b, config=PredictorConfig(roi_every=1))
+    clip = tmp_path / "c.mp4"
+    from musclestate.io.video import write_video
+
+    write_video(clip, band_frames(6), fps=25.0)
+    job = Job("c", clip, tmp_path / "c.csv")
+    est = predict_job(pred, job, SourceOptions(pixel_spacing_mm=SPACING))
+    assert est.roi_found.all()
+    assert "0.300 x 0.300 mm/px differs from the training data (0.200 x 0.200 mm/px)" in caplog.text
+    assert "96 x 128 px, the training data 100 x 128 px" in caplog.text
+    side = json.loads((tmp_path / "c.csv.json").read_text())
+    assert len(side["warnings"]) == 2
+
+
+def test_predict_on_a_dataset_writes_one_table_per_recording(
+    tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    from musclestate.cli import app
+    from musclestate.dataset import write_dataset
+    from musclestate.records import Recording, RecordingMeta
+
+    recs = [
+        Recording(
+            band_frames(10, seed=i),
+            np.arange(10) / 25.0,
+            SPACING,
+            RecordingMeta(participant=f"P0{i}", trial="t1"),
+        )
+        for i in (1, 2)
+    ]
+    ds = write_dataset(tmp_path / "ds", recs)
+    r = CliRunner().invoke(app, ["predict", str(bundle), str(ds), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    tables = sorted((tmp_path / "o").glob("*.csv"))
+    assert len(tables) == 2
+    for t in tables:
+        cols = read_csv(t)
+        assert len(cols["frame"]) == 10 and cols["roi_found"].all()
+        assert json.loads(t.with_name(t.name + ".json").read_text())["input"]["location"]

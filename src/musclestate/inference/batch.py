@@ -9,7 +9,7 @@ video) with a JSON sidecar beside each file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,13 +177,14 @@ def predict_job(
 ) -> outputs.Estimates:
     """Predict one input and write its CSV (+ XLSX, plot, overlay), each with a JSON sidecar."""
     with options.open(job) as source:
-        check_against_training(predictor, source)
+        notes = check_against_training(predictor, source, source.info.frame_shape)
         pred = predictor.run(source, keep_outlines=job.overlay is not None, progress=progress)
         prov = provenance(
             predictor,
             source,
             input_sha256=outputs.sha256_file(job.input) if hash_input else None,
         )
+        prov["warnings"] = notes
     est = pred.estimates
     if not est.roi_found.all():
         log.warning(
@@ -211,27 +212,73 @@ def predict_job(
     return est
 
 
-def check_against_training(predictor: Predictor, source: FrameSource) -> list[str]:
+def training_input(card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Frame size and pixel spacing of the bundle's training data, where they can be known.
+
+    Taken from the card's ``training`` entry (``frame_shape``, ``pixel_spacing_mm``) if it has
+    them, else from the training dataset's manifest when that dataset is still on disk
+    (medians over its recordings); ``None`` when neither is available.
+    """
+    tr = dict(card.get("training") or {})
+    if tr.get("pixel_spacing_mm") is not None or tr.get("frame_shape") is not None:
+        return {
+            "pixel_spacing_mm": tr.get("pixel_spacing_mm"),
+            "frame_shape": tr.get("frame_shape"),
+        }
+    ds_path = tr.get("dataset")
+    if not ds_path or not is_dataset(ds_path):
+        return None
+    from musclestate.dataset import open_dataset
+
+    recs = open_dataset(ds_path).recordings
+    people = set(tr.get("participants") or []) | set(tr.get("validation_participants") or [])
+    recs = [r for r in recs if not people or r.participant in people] or list(recs)
+    sps = np.array([r.pixel_spacing_mm for r in recs if r.pixel_spacing_mm is not None])
+    shapes = np.array([r.frame_shape for r in recs])
+    return {
+        "pixel_spacing_mm": None if sps.size == 0 else [float(v) for v in np.median(sps, 0)],
+        "frame_shape": [int(v) for v in np.median(shapes, 0)],
+    }
+
+
+def check_against_training(
+    predictor: Predictor, source: FrameSource, shape: tuple[int, int] | None = None
+) -> list[str]:
     """Warn (and return the warnings) where the input differs from the training data.
 
-    Compares the source's pixel spacing with the bundle's training spacing (as recorded in
-    ``predictor.info["training"]``); the run goes on, since the ROI stage works in millimetres.
+    Compares pixel spacing and frame size (pixels and millimetres) with
+    ``predictor.info["training_input"]`` (see :func:`training_input`). The run goes on: the ROI
+    step works in millimetres and cuts fixed-size patches, so a different spacing or size still
+    gives patches of the same anatomy, only sampled more or less finely.
     """
-    train = predictor.info.get("training", {})
+    train = predictor.info.get("training_input") or {}
+    name = source.info.name
     notes: list[str] = []
     sp, tsp = source.info.pixel_spacing_mm, train.get("pixel_spacing_mm")
     if tsp is not None:
         if sp is None:
             notes.append(
-                f"{source.info.name}: pixel spacing unknown; the bundle was trained at "
-                f"{tsp[0]:.3f} x {tsp[1]:.3f} mm/px (give --spacing ROW_MM COL_MM if it differs)"
+                f"{name}: pixel spacing unknown; the training data had {tsp[0]:.3f} x "
+                f"{tsp[1]:.3f} mm/px (give --spacing ROW_MM COL_MM if this input differs)"
             )
         elif any(abs(a - b) > 0.1 * b for a, b in zip(sp, tsp, strict=True)):
             notes.append(
-                f"{source.info.name}: pixel spacing {sp[0]:.3f} x {sp[1]:.3f} mm/px differs from "
-                f"training ({tsp[0]:.3f} x {tsp[1]:.3f} mm/px) by more than 10 %; patches are cut "
-                "in mm, so estimates are still computed, but check them"
+                f"{name}: pixel spacing {sp[0]:.3f} x {sp[1]:.3f} mm/px differs from the training "
+                f"data ({tsp[0]:.3f} x {tsp[1]:.3f} mm/px) by more than 10 %; patches are cut in "
+                "mm, so estimates are still computed, but check them"
             )
+    tshape = train.get("frame_shape")
+    if shape is not None and tshape is not None and tuple(shape) != tuple(tshape):
+        msg = (
+            f"{name}: frames are {shape[0]} x {shape[1]} px, the training data "
+            f"{tshape[0]} x {tshape[1]} px"
+        )
+        if sp is not None and tsp is not None:
+            msg += (
+                f" ({shape[0] * sp[0]:.1f} x {shape[1] * sp[1]:.1f} mm vs "
+                f"{tshape[0] * tsp[0]:.1f} x {tshape[1] * tsp[1]:.1f} mm)"
+            )
+        notes.append(msg + "; the ROI step adapts, estimates are still computed")
     for n in notes:
         log.warning(n)
     return notes

@@ -103,6 +103,7 @@ def load_predictor(
         BundleError: not a bundle, a bundle of another format version, an ONNX file from a
             different bundle, or a bundle whose input is not ROI patches.
     """
+    from musclestate.inference.batch import training_input
     from musclestate.inference.outputs import sha256_file
     from musclestate.inference.roi_stage import BundleRoi, roi_config_from_card
     from musclestate.models.bundle import load_bundle
@@ -161,11 +162,8 @@ def load_predictor(
         "targets": {t["name"]: t["unit"] for t in card["targets"]},
         "network": card["network"].get("name"),
         "training_participants": (card.get("training") or {}).get("participants"),
-        "training": {
-            k: v
-            for k, v in (card.get("training") or {}).items()
-            if k in ("pixel_spacing_mm", "frame_shape", "dataset")
-        },
+        "training_dataset": (card.get("training") or {}).get("dataset"),
+        "training_input": training_input(card),
         "roi": roi.config.to_dict(),
         "segmenter": {
             "path": str(segmenter)

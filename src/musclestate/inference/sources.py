@@ -70,6 +70,7 @@ class SourceInfo:
         flip_horizontal: whether frames are mirrored left-right.
         live: True for capture devices (frames cannot be re-read).
         n_frames: number of frames where known in advance, else ``None``.
+        frame_shape: ``(H, W)`` of the delivered frames (after crop) where known, else ``None``.
     """
 
     name: str
@@ -80,6 +81,7 @@ class SourceInfo:
     flip_horizontal: bool = False
     live: bool = False
     n_frames: int | None = None
+    frame_shape: tuple[int, int] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -119,6 +121,10 @@ def check_crop(crop: Sequence[int] | None, shape: tuple[int, int], where: str) -
             where,
         )
     return (x, y, w, h)
+
+
+def _shape_after(shape: Sequence[int], crop: Crop | None) -> tuple[int, int]:
+    return (int(shape[0]), int(shape[1])) if crop is None else (crop[3], crop[2])
 
 
 # 8-bit formats whose first plane is the luma at full resolution.
@@ -187,6 +193,7 @@ class ArraySource(FrameSource):
             crop=self._crop,
             flip_horizontal=self._flip,
             n_frames=int(frames.shape[0]),
+            frame_shape=_shape_after(frames.shape[1:], self._crop),
         )
 
     @classmethod
@@ -270,6 +277,7 @@ class PyAVSource(FrameSource):
             flip_horizontal=self._flip,
             live=live,
             n_frames=n,
+            frame_shape=_shape_after(shape, self._crop) if shape[0] and shape[1] else None,
             extra={"format": format, "frame_shape_raw": list(shape)},
         )
 
@@ -402,6 +410,7 @@ class _DatasetRecordingSource(FrameSource):
             fps=float(1.0 / np.median(np.diff(t))) if t.size > 1 else float("nan"),
             pixel_spacing_mm=None if sp is None else (float(sp[0]), float(sp[1])),
             n_frames=int(info.n_frames),
+            frame_shape=tuple(int(v) for v in info.frame_shape),
             extra={"participant": info.participant, "trial": info.trial},
         )
 
