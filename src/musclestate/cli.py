@@ -874,6 +874,10 @@ _RoiEvery = Annotated[
     typer.Option("--roi-every", help="Segment every k-th frame, track in between [default: 1]."),
 ]
 _Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads for inference.")]
+_Segmenter = Annotated[
+    Path | None,
+    typer.Option("--segmenter", help="Segmenter weights instead of the bundle's (.safetensors)."),
+]
 
 
 def _predictor_config(
@@ -905,6 +909,7 @@ def predict_cmd(
     batch_size: Annotated[int, typer.Option(help="Frames per estimator call.")] = 32,
     roi_every: _RoiEvery = None,
     threads: _Threads = None,
+    segmenter: _Segmenter = None,
     hash_input: Annotated[
         bool, typer.Option(help="Record the input's SHA-256 in the sidecar.")
     ] = True,
@@ -922,7 +927,7 @@ def predict_cmd(
     from musclestate.inference.batch import SourceOptions, count_frames, plan_inputs, predict_job
 
     cfg = _predictor_config(backend, batch_size, roi_every, threads)
-    predictor = load_predictor(model, config=cfg)
+    predictor = load_predictor(model, config=cfg, segmenter=segmenter)
     opts = SourceOptions(crop=crop, flip_horizontal=flip, pixel_spacing_mm=spacing, fps=fps)
     jobs = plan_inputs(input, out, xlsx=xlsx, plot=plot, overlay=overlay)
     con = Console(stderr=True)
@@ -972,6 +977,7 @@ def stream_cmd(
     backend: _Backend = None,
     roi_every: _RoiEvery = None,
     threads: _Threads = None,
+    segmenter: _Segmenter = None,
     queue: Annotated[int, typer.Option(help="Frames allowed to wait; more are dropped.")] = 2,
     stall_timeout: Annotated[
         float, typer.Option(help="Stop when the source is silent this many seconds.")
@@ -993,6 +999,7 @@ def stream_cmd(
     from musclestate._atomic import write_text_atomic
     from musclestate.errors import ConfigError
     from musclestate.inference import Estimates, load_predictor, open_source
+    from musclestate.inference.batch import check_against_training
     from musclestate.inference.outputs import sidecar_path
     from musclestate.inference.predictor import provenance
     from musclestate.inference.stream import RowWriter, StreamConfig, run_stream
@@ -1004,7 +1011,7 @@ def stream_cmd(
             raise ConfigError(f"--device-option expects KEY=VALUE, got {item!r}")
         options[key] = value
     cfg = _predictor_config(backend, 1, roi_every, threads)
-    predictor = load_predictor(model, config=cfg)
+    predictor = load_predictor(model, config=cfg, segmenter=segmenter)
     scfg = StreamConfig(
         queue_size=queue,
         stall_timeout_s=stall_timeout,
@@ -1020,7 +1027,13 @@ def stream_cmd(
         device_options=options or None,
     )
     prov = provenance(predictor, src)
+    prov["warnings"] = check_against_training(predictor, src, src.info.frame_shape)
     con = Console()
+    if getattr(predictor.estimator, "context", 0):
+        err.print(
+            "[yellow]warning:[/] this bundle looks at neighbouring frames; live, the frames "
+            "after the current one do not exist yet and are replaced by the current one"
+        )
     names = predictor.targets
 
     def show(row: Estimates, latency_ms: float) -> None:
