@@ -307,3 +307,18 @@ def test_estimates_reject_inconsistent_columns() -> None:
             np.ones(3, bool),
             np.zeros(3, bool),
         )
+
+
+def test_image_folder_source_needs_fps_and_reads_frames(tmp_path: Path) -> None:
+    from PIL import Image
+
+    f = _frames(5)
+    for i, img in enumerate(f):
+        Image.fromarray(img).save(tmp_path / f"im_{i:03d}.png")
+    with pytest.raises(ConfigError, match="--fps"):
+        open_source(tmp_path)
+    src = open_source(tmp_path, fps=20.0, flip_horizontal=True, pixel_spacing_mm=(0.1, 0.2))
+    got = list(src)
+    assert len(got) == 5 and src.info.pixel_spacing_mm == (0.1, 0.2)
+    np.testing.assert_array_equal(got[2].image, f[2][:, ::-1])
+    np.testing.assert_allclose([g.t_s for g in got], np.arange(5) / 20.0)

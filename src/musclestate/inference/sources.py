@@ -370,6 +370,11 @@ def open_source(
     # Image folders and DICOM cines: the io stage knows their formats and spacing tags.
     from musclestate.io import read_recording
 
+    if path.is_dir() and fps is None:
+        raise ConfigError(
+            f"{path} is an image folder: give its frame rate (--fps, or fps=) so frames get times"
+        )
+
     kw: dict = {"crop": crop, "flip_horizontal": flip_horizontal}
     if pixel_spacing_mm is not None:
         kw["pixel_spacing_mm"] = pixel_spacing_mm
