@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from musclestate.errors import ConfigError
 from musclestate.phantom import (
@@ -138,6 +139,31 @@ def test_bad_arguments_fail_before_any_work(tmp_path: Path, kwargs: dict, match:
     with pytest.raises(ConfigError, match=match):
         simulate_cohort(out, **kwargs)
     assert not out.exists()
+
+
+def test_screen_capture_layout_is_cropped_on_import(tmp_path: Path) -> None:
+    from musclestate.dataset import import_manifest, open_dataset
+    from musclestate.io.video import read_video
+    from musclestate.phantom.imaging import screen_layout
+
+    cfg = tiny(size=(128, 192), screen=True)
+    m = simulate_cohort(tmp_path / "c", config=cfg)
+    x, y, w, h = screen_layout((128, 192))
+    raw = read_video(m.parent / "P01" / "track_01" / "video.mp4").frames
+    labels = np.load(m.parent / "P01" / "track_01" / "labels.npz")["labels"]
+    assert raw.shape[1:] == labels.shape[1:] == (128, 192)
+    outside = np.ones((128, 192), bool)
+    outside[y : y + h, x : x + w] = False
+    assert not labels[:, outside].any()  # anatomy only inside the B-mode area
+    far = ndimage.binary_erosion(outside, iterations=8)  # off the codec blocks at the edge
+    assert np.percentile(np.ptp(raw[:, far].astype(int), axis=0), 99) <= 6  # a static UI
+    with open_dataset(import_manifest(m, tmp_path / "ds")) as ds:
+        info = ds.recordings[0]
+        assert info.frame_shape == (h, w)
+        spacing = json.loads((m.parent / "cohort.json").read_text())["participants"][0]
+        assert info.pixel_spacing_mm == pytest.approx(spacing["pixel_spacing_mm"])
+    with pytest.raises(ConfigError, match="screen"):
+        tiny(size=(64, 64), screen=True)
 
 
 def test_config_and_arguments_together_is_an_error(tmp_path: Path) -> None:

@@ -198,6 +198,9 @@ def simulate_cmd(
     overwrite: Annotated[
         bool, typer.Option(help="Replace a previous phantom cohort in OUT (never other data).")
     ] = False,
+    screen: Annotated[
+        bool, typer.Option(help="Frame the B-mode image in a scanner-style screen (crop given).")
+    ] = False,
 ) -> None:
     """Simulate a phantom cohort as lab-style recordings (video, DAQ and EMG CSV, truth, masks)."""
     from rich.progress import (
@@ -214,7 +217,12 @@ def simulate_cmd(
 
     # Validate before drawing a progress bar: bad arguments fail at once with one line.
     cfg = PhantomConfig(
-        participants=participants, seconds=seconds, fps=fps, seed=seed, size=tuple(size)
+        participants=participants,
+        seconds=seconds,
+        fps=fps,
+        seed=seed,
+        size=tuple(size),
+        screen=screen,
     )
     check_output(out, overwrite)
     con = Console()

@@ -69,6 +69,8 @@ class PhantomConfig:
             must span a pixel at 65 mm depth).
         crf: H.264 constant rate factor of the videos (0 = lossless, 18 = visually lossless).
         scatterers_per_px: speckle scatterer density (mean per pixel area).
+        screen: embed the B-mode image in a scanner-style screen (grey-scale bar, depth ticks,
+            settings text) like a screen capture; the manifest then carries the ``crop``.
         protocol: the protocol settings.
     """
 
@@ -79,6 +81,7 @@ class PhantomConfig:
     size: tuple[int, int] = (256, 256)
     crf: int = 18
     scatterers_per_px: float = 1.0
+    screen: bool = False
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
     def __post_init__(self) -> None:
@@ -105,6 +108,11 @@ class PhantomConfig:
                 f"anatomy (1 mm aponeuroses at up to 65 mm depth) fits, got {self.size!r}"
             )
         object.__setattr__(self, "size", size)
+        if self.screen and min(self.bmode_size) < 64:
+            raise ConfigError(
+                f"size {size} leaves a B-mode area of {self.bmode_size} inside the scanner "
+                "screen; use at least (74, 104) with screen=True"
+            )
         if not 0 <= int(self.crf) <= 51:
             raise ConfigError(f"crf must be within 0..51, got {self.crf}")
         if not 0.2 <= self.scatterers_per_px <= 20:
@@ -117,6 +125,14 @@ class PhantomConfig:
             or self.seed < 0
         ):
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    @property
+    def bmode_size(self) -> tuple[int, int]:
+        """``(rows, cols)`` of the B-mode image (the whole frame unless ``screen``)."""
+        if not self.screen:
+            return self.size
+        _, _, w, h = imaging.screen_layout(self.size)
+        return (h, w)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -261,14 +277,23 @@ def _render(
     geo: geometry.Geometry,
     rng: np.random.Generator,
     tick: Callable[[int], None] | None = None,
+    screen: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and label masks of a trial; inside ``screen`` (a scanner UI canvas) if given."""
     n = len(geo)
-    frames = np.empty((n, tm.grid.rows, tm.grid.cols), dtype=np.uint8)
-    labels = np.empty_like(frames)
+    if screen is None:
+        frames = np.empty((n, tm.grid.rows, tm.grid.cols), dtype=np.uint8)
+        labels = np.empty_like(frames)
+        inner: tuple[slice, ...] = (slice(None), slice(None))
+    else:
+        frames = np.broadcast_to(screen, (n, *screen.shape)).copy()
+        labels = np.zeros_like(frames)
+        x, y, w, h = imaging.screen_layout(screen.shape)
+        inner = (slice(y, y + h), slice(x, x + w))
     for k in range(n):
         g = geo.at(k)
-        frames[k] = tm.render(g, rng)
-        labels[k] = tm.labels(g)
+        frames[k][inner] = tm.render(g, rng)
+        labels[k][inner] = tm.labels(g)
         if tick is not None and (k % 25 == 24 or k == n - 1):
             tick(k % 25 + 1)
     return frames, labels
@@ -353,8 +378,11 @@ def simulate_cohort(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="phantom-writer") as writer:
         pending: Future[None] | None = None
         for pi in range(cfg.participants):
-            p, tm = make_participant(cfg.seed, pi, cfg.size, cfg.scatterers_per_px)
+            p, tm = make_participant(cfg.seed, pi, cfg.bmode_size, cfg.scatterers_per_px)
             spacing = tm.grid.spacing_mm
+            screen = None
+            if cfg.screen:
+                screen = imaging.screen_canvas(cfg.size, _participant_rng(cfg.seed, pi, 0))
             prec: dict[str, Any] = {"parameters": p.to_dict(), "pixel_spacing_mm": list(spacing)}
             prec["trials"] = []
             for ti, (trial, task, secs) in enumerate(trials):
@@ -363,7 +391,9 @@ def simulate_cohort(
                 tr = simulate_trial(p, trial, task, secs, cfg.fps, cfg.protocol, rng)
                 geo = trial_geometry(p, placement, tr)
                 label = f"{p.id} {trial}"
-                frames, labels = _render(tm, geo, rng, lambda k, lb=label: tick(k, lb))
+                frames, labels = _render(
+                    tm, geo, rng, lambda k, lb=label: tick(k, lb), screen=screen
+                )
                 rel = f"{p.id}/{trial}"
                 if pending is not None:
                     pending.result()
@@ -391,6 +421,8 @@ def simulate_cohort(
                         "include": task != "mvc",
                     }
                 )
+                if cfg.screen:
+                    recordings[-1]["crop"] = list(imaging.screen_layout(cfg.size))
             records.append(prec)
         if pending is not None:
             pending.result()

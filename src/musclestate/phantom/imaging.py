@@ -392,3 +392,39 @@ class TissueModel:
         out[(yr >= sup_lo) & (yr < sup_hi)] = SUP_APO
         out[(yr >= deep_lo) & (yr < deep_hi)] = DEEP_APO
         return out
+
+
+def screen_layout(size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Where the B-mode image sits in a scanner-style screen of ``size`` = (rows, cols):
+    ``(x, y, w, h)`` in 0-based pixels (the layout of the drazan2019-mg screen captures, whose
+    B-mode area fills most of the height and ~60 % of the width, right of a grey-scale bar)."""
+    rows, cols = size
+    h = round(0.88 * rows / 2) * 2
+    w = round(0.62 * cols / 2) * 2
+    y = round(0.07 * rows)
+    x = round(0.19 * cols)
+    return x, y, w, h
+
+
+def screen_canvas(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A static scanner user interface ``(rows, cols)`` uint8 around the B-mode area: dark grey
+    panel, a grey-scale bar, depth ticks, a header line and text-like blocks of settings."""
+    rows, cols = size
+    x, y, w, h = screen_layout(size)
+    c = np.full((rows, cols), 48, dtype=np.uint8)
+    c[: max(2, y // 2), :] = 70  # header line
+    bar_x, bar_w = int(0.01 * cols), max(2, int(0.025 * cols))
+    ramp = np.linspace(255, 0, int(0.2 * rows)).astype(np.uint8)[:, None]
+    c[int(0.12 * rows) : int(0.12 * rows) + ramp.shape[0], bar_x : bar_x + bar_w] = ramp
+    tick_x = min(cols - 2, x + w + max(2, int(0.01 * cols)))
+    for d in np.linspace(y, y + h - 1, 11).astype(int):
+        c[d, tick_x : tick_x + 3] = 200
+    # settings text, right of the image: short bright blocks on a few lines
+    tx = min(cols - 4, x + w + int(0.05 * cols))
+    for k in range(10):
+        r = y + int(0.04 * rows) + k * max(3, int(0.025 * rows))
+        if r + 2 >= rows:
+            break
+        length = int(rng.integers(3, max(4, cols - tx - 1)))
+        c[r : r + 2, tx : min(cols, tx + length)] = 170
+    return c
