@@ -355,3 +355,23 @@ def test_predict_on_a_dataset_writes_one_table_per_recording(
         cols = read_csv(t)
         assert len(cols["frame"]) == 10 and cols["roi_found"].all()
         assert json.loads(t.with_name(t.name + ".json").read_text())["input"]["location"]
+
+
+def test_export_cli_then_predict_with_the_exported_file(
+    tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    from musclestate.cli import app
+    from musclestate.io.video import write_video
+
+    onnx = tmp_path / "est.onnx"
+    r = CliRunner().invoke(app, ["export", str(bundle), "--onnx", str(onnx)])
+    assert r.exit_code == 0, r.output
+    assert "max |diff|" in r.output and onnx.is_file()
+    clip = write_video(tmp_path / "c.mp4", band_frames(6), fps=25.0)
+    args = ["predict", str(bundle), str(clip), "--out", str(tmp_path / "c.csv"),
+            "--spacing", "0.3", "0.3", "--onnx", str(onnx)]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    side = json.loads((tmp_path / "c.csv.json").read_text())
+    assert side["bundle"]["onnx"] == str(onnx) and side["settings"]["backend"] == "onnx"
+    assert read_csv(tmp_path / "c.csv")["roi_found"].all()
