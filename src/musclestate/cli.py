@@ -882,6 +882,10 @@ _RoiEvery = Annotated[
     typer.Option("--roi-every", help="Segment every k-th frame, track in between [default: 1]."),
 ]
 _Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads for inference.")]
+_Onnx = Annotated[
+    Path | None,
+    typer.Option("--onnx", help="Estimator exported by `musclestate export` (backend onnx)."),
+]
 _Segmenter = Annotated[
     Path | None,
     typer.Option("--segmenter", help="Segmenter weights instead of the bundle's (.safetensors)."),
@@ -918,6 +922,7 @@ def predict_cmd(
     roi_every: _RoiEvery = None,
     threads: _Threads = None,
     segmenter: _Segmenter = None,
+    onnx: _Onnx = None,
     hash_input: Annotated[
         bool, typer.Option(help="Record the input's SHA-256 in the sidecar.")
     ] = True,
@@ -935,7 +940,7 @@ def predict_cmd(
     from musclestate.inference.batch import SourceOptions, count_frames, plan_inputs, predict_job
 
     cfg = _predictor_config(backend, batch_size, roi_every, threads)
-    predictor = load_predictor(model, config=cfg, segmenter=segmenter)
+    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
     opts = SourceOptions(crop=crop, flip_horizontal=flip, pixel_spacing_mm=spacing, fps=fps)
     jobs = plan_inputs(input, out, xlsx=xlsx, plot=plot, overlay=overlay)
     con = Console(stderr=True)
@@ -986,6 +991,7 @@ def stream_cmd(
     roi_every: _RoiEvery = None,
     threads: _Threads = None,
     segmenter: _Segmenter = None,
+    onnx: _Onnx = None,
     queue: Annotated[int, typer.Option(help="Frames allowed to wait; more are dropped.")] = 2,
     stall_timeout: Annotated[
         float, typer.Option(help="Stop when the source is silent this many seconds.")
@@ -1019,7 +1025,7 @@ def stream_cmd(
             raise ConfigError(f"--device-option expects KEY=VALUE, got {item!r}")
         options[key] = value
     cfg = _predictor_config(backend, 1, roi_every, threads)
-    predictor = load_predictor(model, config=cfg, segmenter=segmenter)
+    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
     scfg = StreamConfig(
         queue_size=queue,
         stall_timeout_s=stall_timeout,
