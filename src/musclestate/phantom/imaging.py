@@ -183,6 +183,8 @@ class TissueModel:
         signs = rng.standard_normal(start).astype(np.float32)
         self._amp = np.concatenate([q[3] for q in pops]) * signs
         self.n_scatterers = start
+        self._sol_slice = next(sl for pop, sl in self._pop_slices if pop == _SOL)
+        self._sol_rest_mm = g0["sol_thickness_mm"]
         # Sort each layer by its resting pixel (row-major) so that splatting is cache-friendly.
         x0, y0 = self.positions(rest_geometry(p).at(0))
         key = np.floor(y0 / dy) * (grid.cols + 64) + np.floor((x0 - self._x_lo) / dx)
@@ -299,7 +301,7 @@ class TissueModel:
                 y[sl] = floor_c + f32(0.5 * floor_band) + s_floor * xs + b
         return x, y
 
-    def _iq(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _iq(self, x: np.ndarray, y: np.ndarray, amp: np.ndarray) -> np.ndarray:
         """Splat the scatterers' baseband echoes onto a ``(2, rows, cols)`` grid.
 
         ``np.bincount`` does the accumulation; the scatterers are stored sorted by their resting
@@ -313,7 +315,7 @@ class TissueModel:
         r = y * np.float32(1.0 / dy) + np.float32(0.5)  # +1 border, -0.5 pixel centre
         c = (x + np.float32(g.width_mm / 2.0)) * np.float32(1.0 / dx) + np.float32(1.0)
         keep = np.flatnonzero((r >= 0.0) & (r < g.rows + 1.0) & (c >= 0.0) & (c < g.cols + 1.0))
-        r, c, y, amp = r[keep], c[keep], y[keep], self._amp[keep]
+        r, c, y, amp = r[keep], c[keep], y[keep], amp[keep]
         phase = self._k2 * y
         re = amp * np.cos(phase)
         im = amp * np.sin(phase)
@@ -332,7 +334,13 @@ class TissueModel:
     def _power(self, g: dict[str, float], rng: np.random.Generator) -> np.ndarray:
         """Echo power ``|IQ|^2`` ``(rows, cols)`` float32 after PSF blur and noise."""
         x, y = self.positions(g)
-        iq = self._iq(x, y)
+        amp = self._amp
+        stretch = g["sol_thickness_mm"] / self._sol_rest_mm
+        if stretch != 1.0:
+            # SOL keeps its scatterers while it thickens: keep its echo power per area constant.
+            amp = amp.copy()
+            amp[self._sol_slice] *= np.float32(1.0 / np.sqrt(stretch))
+        iq = self._iq(x, y, amp)
         iq = ndimage.gaussian_filter1d(iq, self._sig_ax, axis=1, truncate=3.0)
         iq = ndimage.gaussian_filter1d(iq, self._sig_lat, axis=2, truncate=3.0)
         iq += self._noise[int(rng.integers(self._noise.shape[0]))]
