@@ -26,6 +26,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,26 @@ def _split(
 def _fold_card_training(
     cohort: Cohort, inner: Sequence[str], val: Sequence[str], train_ex: ExampleSet, fit: Any
 ) -> dict[str, Any]:
+    recs = [r for r in cohort.recordings if r.participant in set(inner)]
+    spacings = [r.pixel_spacing_mm for r in recs if r.pixel_spacing_mm is not None]
+    ranges = {
+        n: [float(np.nanmin(train_ex.targets[:, j])), float(np.nanmax(train_ex.targets[:, j]))]
+        for j, n in enumerate(train_ex.target_names)
+    }
+    f_ranges = {}
+    if train_ex.features is not None:
+        with warnings.catch_warnings():  # an all-NaN feature column gives NaN, said as null
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanmin(train_ex.features, axis=0), np.nanmax(train_ex.features, axis=0)
+        f_ranges = {n: [lo[j], hi[j]] for j, n in enumerate(cohort.feature_names)}
     return {
         "dataset": cohort.source,
+        "pixel_spacing_mm": np.median(spacings, axis=0).tolist() if spacings else None,
+        "target_range": ranges,
+        "feature_range": f_ranges,
         "participants": list(inner),
         "validation_participants": list(val),
-        "n_recordings": sum(1 for r in cohort.recordings if r.participant in set(inner)),
+        "n_recordings": len(recs),
         "n_frames": len(train_ex),
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,

@@ -47,6 +47,7 @@ class RecordingData:
             C = 1: the whole frame), resized to the configured ``image_size``.
         targets: name -> ``(T,)`` float64 per-frame target (NaN where unknown).
         features: ``(T, F)`` float32 architecture features of the ROI stage, or ``None``.
+        pixel_spacing_mm: ``(row_mm, col_mm)`` of the frames, or ``None`` where unknown.
     """
 
     id: str
@@ -56,6 +57,7 @@ class RecordingData:
     images: np.ndarray
     targets: Mapping[str, np.ndarray]
     features: np.ndarray | None = None
+    pixel_spacing_mm: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
@@ -219,6 +221,7 @@ def load_cohort(
                 images=resize_images(images, config.image_size),
                 targets=targets,
                 features=features,
+                pixel_spacing_mm=info.pixel_spacing_mm,
             )
         )
     if progress is not None:
