@@ -146,3 +146,17 @@ def test_real_clip_source_matches_io_reader(drazan_dir: Path) -> None:
         got = [fr for _, fr in zip(range(25), src, strict=False)]
     np.testing.assert_array_equal(np.stack([g.image for g in got]), rec.frames[:25])
     np.testing.assert_allclose([g.t_s for g in got], rec.t_s[:25], atol=1e-9)
+
+
+def test_stream_cli_from_a_capture_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PyAV input device (FFmpeg's lavfi test pattern, delivered in real time)."""
+    from typer.testing import CliRunner
+
+    import musclestate.inference as inf
+    from musclestate.cli import app
+
+    monkeypatch.setattr(inf, "load_predictor", lambda model, config=None, **kw: _predictor())
+    dev = "lavfi:testsrc=size=48x32:rate=40,realtime"
+    r = CliRunner().invoke(app, ["stream", "b", "--source", dev, "--max-frames", "8", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "8 frames estimated" in r.output and "stopped" in r.output

@@ -103,6 +103,7 @@ def load_predictor(
         BundleError: not a bundle, a bundle of another format version, an ONNX file from a
             different bundle, or a bundle whose input is not ROI patches.
     """
+    from musclestate import __version__
     from musclestate.inference.batch import training_input
     from musclestate.inference.outputs import sha256_file
     from musclestate.inference.roi_stage import BundleRoi, roi_config_from_card
@@ -111,6 +112,14 @@ def load_predictor(
     cfg = config or PredictorConfig()
     bundle = load_bundle(model)
     card = bundle.card
+    if card.get("package_version") != __version__:
+        log.warning(
+            "%s was written by musclestate %s; this is %s (the bundle format matches, but "
+            "check results against the version that trained it)",
+            model,
+            card.get("package_version"),
+            __version__,
+        )
     kind = card["input"].get("kind")
     if kind != "patches":
         raise BundleError(
