@@ -39,7 +39,7 @@ import numpy as np
 from musclestate import __version__
 from musclestate._atomic import atomic_dir, write_text_atomic
 from musclestate.errors import ConfigError
-from musclestate.phantom import geometry, imaging
+from musclestate.phantom import geometry, imaging, mechanics
 from musclestate.phantom.participants import Participant, draw_participant
 from musclestate.phantom.protocol import ProtocolConfig, Trial, simulate_trial
 
@@ -514,8 +514,6 @@ def sample_labelled_frames(
         ang = rng.uniform(-15.0, 30.0, m)
         act = rng.uniform(0.0, 1.0, (2, m)) * (rng.uniform(size=(2, m)) > 0.2)
         mg, sol = p.muscle_params()
-        from musclestate.phantom import mechanics
-
         st = mechanics.joint_state(
             ang,
             0.0,

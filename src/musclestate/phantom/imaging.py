@@ -92,7 +92,7 @@ class TissueModel:
 
         pops: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
 
-        def add(pop: int, area_mm2: float, a: np.ndarray, b: np.ndarray, amp: np.ndarray) -> None:
+        def add(pop: int, a: np.ndarray, b: np.ndarray, amp: np.ndarray) -> None:
             pops.append((pop, a.astype(np.float32), b.astype(np.float32), amp.astype(np.float32)))
 
         def count(area: float) -> int:
@@ -115,7 +115,7 @@ class TissueModel:
             line = d0 + amp_w * np.sin(2 * np.pi * a / lam + ph)
             septa += _stripes((b - line) * top, 0.25) * (np.sin(a / rng.uniform(3, 9) + ph) > -0.3)
         amp = np.where(b < skin_frac, 0.3 * p.apo_echo, p.fat_echo * (1.0 + 4.0 * septa))
-        add(_SKIN_FAT, 0, a, b, amp)
+        add(_SKIN_FAT, a, b, amp)
 
         # superficial aponeurosis: a = u (mm along), b = w in [-0.5, 0.5] of its thickness.
         for pop, thick, gain in ((_SUP, p.sup_apo_mm, 1.0), (_DEEP, p.deep_apo_mm, 0.9)):
@@ -126,7 +126,7 @@ class TissueModel:
                 0.6 + 0.4 * np.sin(a / rng.uniform(2.0, 6.0) + rng.uniform(0, 6.3)) ** 2
             )
             edge = np.clip((0.6 - np.abs(b)) / 0.2, 0.0, 1.0)
-            add(pop, 0, a, b, gain * p.apo_echo * stri * edge)
+            add(pop, a, b, gain * p.apo_echo * stri * edge)
 
         # MG: a = u (attachment on the superficial aponeurosis), b = s in [0, 1] along the
         # fascicle. Scatterers are spread evenly over the resting muscle: for a resting position
@@ -143,7 +143,7 @@ class TissueModel:
         )
         k = g0["deep_apo_slope"] - g0["sup_apo_slope"]
         u = (x_rest - s * c * a0 / d) / (1.0 + s * c * k / d)
-        add(_MG, 0, u, s, p.muscle_echo * self._fascicle_texture(u, s, p, rng, sin_pen=sn))
+        add(_MG, u, s, p.muscle_echo * self._fascicle_texture(u, s, p, rng, sin_pen=sn))
 
         # SOL: a = u (attachment on the deep aponeurosis), b = s in [0, 1] down the fascicle
         # (towards -x); same exact inversion at rest.
@@ -159,19 +159,19 @@ class TissueModel:
         k = g0["sol_floor_slope"] - g0["deep_apo_slope"]
         u = (x_rest + s * c * b0 / e) / (1.0 - s * c * k / e)
         tex = self._fascicle_texture(u, s, p, rng, sin_pen=sn, contrast=0.35)
-        add(_SOL, 0, u, s, 1.4 * p.muscle_echo * tex)
+        add(_SOL, u, s, 1.4 * p.muscle_echo * tex)
 
         # SOL floor band and the deep tissue below it (flexor hallucis longus, darker).
         floor = 0.7 * p.deep_apo_mm
         a = lateral(_FLOOR, floor * 1.2)
         n = a.size
         b = rng.uniform(-0.6, 0.6, n)
-        add(_FLOOR, 0, a, b, 0.3 * p.apo_echo * np.clip((0.6 - np.abs(b)) / 0.2, 0.0, 1.0))
+        add(_FLOOR, a, b, 0.3 * p.apo_echo * np.clip((0.6 - np.abs(b)) / 0.2, 0.0, 1.0))
         below = max(grid.depth_mm, 10.0)
         a = lateral(_BELOW, below * 0.5)
         n = a.size
         b = rng.uniform(0.0, below, n)
-        add(_BELOW, 0, a, b, 0.7 * p.muscle_echo * np.ones(n))
+        add(_BELOW, a, b, 0.7 * p.muscle_echo * np.ones(n))
 
         self._pop_slices: list[tuple[int, slice]] = []
         start = 0
