@@ -213,32 +213,27 @@ def predict_job(
 
 
 def training_input(card: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Frame size and pixel spacing of the bundle's training data, where they can be known.
+    """Pixel spacing and frame size of the bundle's training data, where they can be known.
 
-    Taken from the card's ``training`` entry (``frame_shape``, ``pixel_spacing_mm``) if it has
-    them, else from the training dataset's manifest when that dataset is still on disk
-    (medians over its recordings); ``None`` when neither is available.
+    Taken from the card's ``training`` entry (``pixel_spacing_mm``, ``frame_shape``); what it
+    lacks is read from the training dataset's manifest when that dataset is still on disk
+    (medians over the training participants' recordings). ``None`` when nothing is known.
     """
     tr = dict(card.get("training") or {})
-    if tr.get("pixel_spacing_mm") is not None or tr.get("frame_shape") is not None:
-        return {
-            "pixel_spacing_mm": tr.get("pixel_spacing_mm"),
-            "frame_shape": tr.get("frame_shape"),
-        }
+    out = {"pixel_spacing_mm": tr.get("pixel_spacing_mm"), "frame_shape": tr.get("frame_shape")}
     ds_path = tr.get("dataset")
-    if not ds_path or not is_dataset(ds_path):
-        return None
-    from musclestate.dataset import open_dataset
+    if None in out.values() and ds_path and is_dataset(ds_path):
+        from musclestate.dataset import open_dataset
 
-    recs = open_dataset(ds_path).recordings
-    people = set(tr.get("participants") or []) | set(tr.get("validation_participants") or [])
-    recs = [r for r in recs if not people or r.participant in people] or list(recs)
-    sps = np.array([r.pixel_spacing_mm for r in recs if r.pixel_spacing_mm is not None])
-    shapes = np.array([r.frame_shape for r in recs])
-    return {
-        "pixel_spacing_mm": None if sps.size == 0 else [float(v) for v in np.median(sps, 0)],
-        "frame_shape": [int(v) for v in np.median(shapes, 0)],
-    }
+        recs = list(open_dataset(ds_path).recordings)
+        people = set(tr.get("participants") or []) | set(tr.get("validation_participants") or [])
+        recs = [r for r in recs if r.participant in people] or recs
+        sps = np.array([r.pixel_spacing_mm for r in recs if r.pixel_spacing_mm is not None])
+        if out["pixel_spacing_mm"] is None and sps.size:
+            out["pixel_spacing_mm"] = [float(v) for v in np.median(sps, 0)]
+        if out["frame_shape"] is None and recs:
+            out["frame_shape"] = [int(v) for v in np.median([r.frame_shape for r in recs], 0)]
+    return None if all(v is None for v in out.values()) else out
 
 
 def check_against_training(

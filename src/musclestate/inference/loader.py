@@ -39,22 +39,33 @@ class TorchEstimator:
 
 
 def training_range(card: Mapping[str, Any]) -> tuple[TrainingRange, str]:
-    """Target ranges for the ``out_of_range`` flag, and a sentence saying how they were set.
+    """Ranges for the ``out_of_range`` flag, and a sentence saying how they were set.
 
-    Uses the card's per-target ``min``/``max`` where present, else mean +- :data:`RANGE_SDS`
-    training SDs.
+    Targets: the card's ``training.target_range`` (min, max over the training frames) where
+    present, else mean +- :data:`RANGE_SDS` training SDs. Architecture measures: the card's
+    ``training.feature_range`` where present.
     """
+    tr = dict(card.get("training") or {})
+    t_range = dict(tr.get("target_range") or {})
     ranges: dict[str, tuple[float, float]] = {}
     rules = set()
     for t in card.get("targets", []):
-        if t.get("min") is not None and t.get("max") is not None:
-            ranges[t["name"]] = (float(t["min"]), float(t["max"]))
-            rules.add("training min..max")
+        lo_hi = t_range.get(t["name"])
+        if lo_hi is not None and None not in lo_hi:
+            ranges[t["name"]] = (float(lo_hi[0]), float(lo_hi[1]))
+            rules.add("targets: training min..max")
         elif t.get("mean") is not None and t.get("sd") is not None:
             m, s = float(t["mean"]), float(t["sd"])
             ranges[t["name"]] = (m - RANGE_SDS * s, m + RANGE_SDS * s)
-            rules.add(f"training mean +- {RANGE_SDS:g} SD")
-    return TrainingRange(targets=ranges), ", ".join(sorted(rules)) or "none"
+            rules.add(f"targets: training mean +- {RANGE_SDS:g} SD")
+    features = {
+        k: (float(v[0]), float(v[1]))
+        for k, v in dict(tr.get("feature_range") or {}).items()
+        if v is not None and None not in v
+    }
+    if features:
+        rules.add("architecture measures: training min..max")
+    return TrainingRange(targets=ranges, features=features), "; ".join(sorted(rules)) or "none"
 
 
 def _segmenter(path: str | Path | None, roi_model: str | None) -> Any:
