@@ -3,8 +3,8 @@
 The API a lab's acquisition software calls::
 
     from musclestate.inference import load_predictor
-    predictor = load_predictor("bundle_dir")            # PredictorConfig(backend="onnx") for ORT
-    est = predictor.step(frame, t_s=t)                  # one (H, W) uint8 frame -> Estimates
+    predictor = load_predictor("bundle_dir")    # ONNX Runtime; PredictorConfig(backend="torch")
+    est = predictor.step(frame, t_s=t, pixel_spacing_mm=(0.2, 0.2))   # (H, W) uint8 -> one row
     est.mean["ankle_angle"][0], est.sd["ankle_angle"][0], est.roi_found[0]
 
 Offline: ``predictor.run(open_source("clip.mp4")).estimates``; live with bounded latency:

@@ -6,9 +6,9 @@ frame ``(H, W)`` uint8 -> ROI (segment, fit geometry, cut MG/SOL patches, measur
 :class:`Predictor` is the Python API a lab's acquisition software can call::
 
     from musclestate.inference import load_predictor
-    pred = load_predictor("bundle_dir")              # or backend="onnx"
+    pred = load_predictor("bundle_dir")              # ONNX Runtime; backend="torch" also works
     for frame in frames:                             # (H, W) uint8, cropped B-mode
-        row = pred.step(frame, t_s=...)              # one-frame Estimates
+        row = pred.step(frame, t_s=..., pixel_spacing_mm=(0.2, 0.2))   # one-frame Estimates
         print(row.mean["ankle_angle"][0], row.sd["ankle_angle"][0])
 
 Offline, :meth:`Predictor.run` batches a whole :class:`~musclestate.inference.sources.FrameSource`.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -394,7 +393,3 @@ def provenance(
         },
         "settings": predictor.config.to_dict(),
     }
-
-
-def resolve_path(p: str | Path) -> str:
-    return str(Path(p).resolve())
