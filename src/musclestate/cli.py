@@ -582,7 +582,7 @@ _Network = Annotated[str | None, typer.Option(help="Network name (default compac
 _Input = Annotated[str | None, typer.Option("--input", help="patches (MG+SOL) or frame.")]
 _ImageSize = Annotated[
     tuple[int, int] | None,
-    typer.Option("--image-size", help="Network input H W (default 48 48)."),
+    typer.Option("--image-size", help="Network input H W (default 32 64)."),
 ]
 _Context = Annotated[int | None, typer.Option(help="Neighbouring frames per side as channels.")]
 _Targets = Annotated[

@@ -10,7 +10,7 @@ card.json (``format_version`` 1)::
     {"format": "musclestate-estimator", "format_version": 1, "package_version": "0.1.0",
      "network": {"name": "compact_resnet", "params": {...}, "in_channels": 2, "n_targets": 4},
      "input": {"kind": "patches", "channels": ["MG", "SOL"], "channels_per_frame": 2,
-               "context": 0, "image_size": [48, 48], "value_range": "uint8 / 255 -> 0..1"},
+               "context": 0, "image_size": [32, 64], "value_range": "uint8 / 255 -> 0..1"},
      "targets": [{"name": "ankle_angle", "unit": "deg", "mean": .., "sd": .., "sd_scale": ..}],
      "roi": {...dataset roi attrs...}, "training": {...}, "cv_metrics": {...} | null}
 """

@@ -7,7 +7,7 @@ the log-variances of a Gaussian (heteroscedastic) head (Nix & Weigend 1994; Kend
 
 - ``compact_resnet`` (default): a few residual blocks (He et al. 2016, "Deep residual learning
   for image recognition", CVPR) with GroupNorm (Wu & He 2018), global average pooling and a
-  linear multi-target head; ~0.2 M parameters, chosen for CPU speed on 48 x 48 patches.
+  linear multi-target head; ~0.2 M parameters, chosen for CPU speed on 2 x 32 x 64 inputs.
 - ``monai_resnet18`` / ``monai_densenet121``: MONAI's 2-D ResNet-18 and DenseNet-121 for GPUs.
 
 The compact network is written here because no installed library offers a residual CNN this

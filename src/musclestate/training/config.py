@@ -3,8 +3,9 @@
 Code receives a :class:`TrainConfig`, never reads settings from files deep inside. ``to_dict`` /
 ``from_dict`` round-trip through JSON; unknown keys are an error (no silently dropped options).
 
-The defaults are sized for a 2-core CPU: a compact residual CNN on 2 x 48 x 48 patches
-(MG, SOL), batches of 64, at most 30 epochs with early stopping on validation participants.
+The defaults are sized for a 2-core CPU: a compact residual CNN on 2 x 32 x 64 inputs (the ROI
+stage's 64 x 128 MG and SOL patches, halved: same aspect, a quarter of the pixels), batches of
+64, at most 30 epochs with early stopping on validation participants.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class TrainConfig:
     network: str = "compact_resnet"
     network_params: dict[str, Any] = field(default_factory=dict)
     input: str = "patches"
-    image_size: tuple[int, int] = (48, 48)
+    image_size: tuple[int, int] = (32, 64)
     context: int = 0
     targets: tuple[str, ...] = ()
     frame_stride: int = 1
