@@ -30,6 +30,10 @@ _API: dict[str, str] = {
     "load_predictor": "musclestate.inference",
     "simulate_cohort": "musclestate.phantom",
     "sample_labelled_frames": "musclestate.phantom",
+    "TrainConfig": "musclestate.training.config",
+    "run_cv": "musclestate.training.cv",
+    "train_bundle": "musclestate.training.cv",
+    "load_bundle": "musclestate.models.bundle",
 }
 
 __all__ = ["__version__", *_API]
