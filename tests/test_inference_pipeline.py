@@ -304,6 +304,22 @@ def test_predict_cli_batches_a_folder_and_rejects_bad_bundle(
     assert r.exit_code == 0, r.output
     for i in range(2):
         assert len(read_csv(tmp_path / "out" / f"c{i}.csv")["frame"]) == 8
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    r = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(bundle),
+            str(folder),
+            "--out",
+            str(tmp_path / "out2"),
+            "--spacing",
+            "0.3",
+            "0.3",
+        ],
+    )
+    assert r.exit_code == 2 and "1 of 3 inputs failed" in r.output
+    assert len(list((tmp_path / "out2").glob("*.csv"))) == 2
     r = CliRunner().invoke(
         app, ["predict", str(folder / "c0.mp4"), str(folder), "--out", str(tmp_path / "x")]
     )

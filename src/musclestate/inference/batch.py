@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from musclestate.errors import ConfigError, InputError
+from musclestate.errors import ConfigError, InputError, MusclestateError
 from musclestate.inference import outputs
 from musclestate.inference.predictor import Predictor, provenance
 from musclestate.inference.sources import (
@@ -157,13 +157,19 @@ def plan_inputs(
 
 
 def count_frames(jobs: Sequence[Job], options: SourceOptions) -> int | None:
-    """Total frames of all jobs where every source knows its length, else ``None``."""
+    """Total frames of all jobs where every source knows its length, else ``None``.
+
+    Inputs that cannot be opened count as 0 here; their jobs fail (and say why) when they run.
+    """
     total = 0
     for job in jobs:
-        with options.open(job) as s:
-            if s.info.n_frames is None:
-                return None
-            total += s.info.n_frames
+        try:
+            with options.open(job) as s:
+                if s.info.n_frames is None:
+                    return None
+                total += s.info.n_frames
+        except MusclestateError:
+            continue  # reported when the job itself runs
     return total
 
 
