@@ -961,13 +961,24 @@ def predict_cmd(
             speed = bar.tasks[task].speed
             bar.update(task, rate=f"{speed:.0f} frames/s" if speed else "")
 
+        failed: list[str] = []
         for job in jobs:
             bar.update(task, description=job.name)
-            est = predict_job(predictor, job, opts, progress=step, hash_input=hash_input)
+            try:
+                est = predict_job(predictor, job, opts, progress=step, hash_input=hash_input)
+            except MusclestateError as exc:
+                if len(jobs) == 1:
+                    raise
+                failed.append(job.name)  # one unreadable input does not stop the batch
+                con.print(f"[bold red]{job.name}: skipped:[/] {exc}", highlight=False)
+                continue
             con.print(
                 f"{job.name}: {len(est)} frames, muscle found in {int(est.roi_found.sum())}, "
                 f"out of training range {int(est.out_of_range.sum())} -> {job.out_csv}"
             )
+    if failed:
+        err.print(f"[bold red]error:[/] {len(failed)} of {len(jobs)} inputs failed: {failed}")
+        raise typer.Exit(2)
 
 
 @app.command("stream")
