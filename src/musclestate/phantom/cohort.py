@@ -80,7 +80,7 @@ class PhantomConfig:
     seed: int = 0
     size: tuple[int, int] = (256, 256)
     crf: int = 18
-    scatterers_per_px: float = 1.0
+    scatterers_per_px: float = 0.6
     screen: bool = False
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
@@ -304,7 +304,7 @@ def _participant_rng(seed: int, index: int, *more: int) -> np.random.Generator:
 
 
 def make_participant(
-    seed: int, index: int, size: tuple[int, int], spp: float = 1.0
+    seed: int, index: int, size: tuple[int, int], spp: float = 0.6
 ) -> tuple[Participant, imaging.TissueModel]:
     """Participant ``index`` (0-based) of cohort ``seed`` and its tissue model at ``size``."""
     rng = _participant_rng(seed, index)

@@ -11,7 +11,7 @@ Image formation (the fast model of DESIGN.md section 4): each scatterer adds its
 grid is blurred with a separable Gaussian point-spread function (axial pulse length, lateral beam
 width), electronic noise is added, then envelope, depth gain (attenuation minus time-gain
 compensation), and log compression to the scanner's dynamic range.
-Everything is float32 numpy/scipy; a 256 x 256 frame with ~1.3e5 scatterers takes ~15 ms.
+Everything is float32 numpy/scipy; a 256 x 256 frame with ~7e4 scatterers takes ~10 ms.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class TissueModel:
         p: the participant (anatomy, echogenicity, scanner settings).
         grid: the image grid.
         rng: source of the scatterers and their texture (consumed once, here).
-        scatterers_per_px: mean scatterers per pixel area (~10 per resolution cell by default).
+        scatterers_per_px: mean scatterers per pixel area (~7 per resolution cell by default).
     """
 
     def __init__(
@@ -67,7 +67,7 @@ class TissueModel:
         grid: ImageGrid,
         rng: np.random.Generator,
         *,
-        scatterers_per_px: float = 1.0,
+        scatterers_per_px: float = 0.6,
     ) -> None:
         self.p = p
         self.grid = grid
@@ -341,7 +341,18 @@ class TissueModel:
             amp = amp.copy()
             amp[self._sol_slice] *= np.float32(1.0 / np.sqrt(stretch))
         iq = self._iq(x, y, amp)
-        iq = ndimage.gaussian_filter1d(iq, self._sig_ax, axis=1, truncate=3.0)
+        if self._sig_ax <= 1.0:
+            # A sub-pixel axial PSF: a 5-tap kernel (the next taps weigh ~1 %) in plain numpy is
+            # several times faster than scipy along the non-contiguous axis.
+            w = np.exp(-0.5 * (np.arange(3) / self._sig_ax) ** 2)
+            w = (w / (w[0] + 2 * w[1:].sum())).astype(np.float32)
+            blurred = iq * w[0]
+            for k in (1, 2):
+                blurred[:, k:] += w[k] * iq[:, :-k]
+                blurred[:, :-k] += w[k] * iq[:, k:]
+            iq = blurred
+        else:
+            iq = ndimage.gaussian_filter1d(iq, self._sig_ax, axis=1, truncate=3.0)
         iq = ndimage.gaussian_filter1d(iq, self._sig_lat, axis=2, truncate=3.0)
         iq += self._noise[int(rng.integers(self._noise.shape[0]))]
         power = iq[0] * iq[0] + iq[1] * iq[1]
