@@ -166,11 +166,10 @@ def load_predictor(
             from musclestate.roi.segment import Segmenter
 
             seg = Segmenter(seg.network, dataclasses.replace(seg.config, input_size=size), seg.card)
-    every = cfg.roi_every if cfg.roi_every != 1 else None
     roi = BundleRoi(
         seg,
         roi_cfg,
-        every=every,
+        every=cfg.roi_every,
         default_spacing_mm=default_spacing_mm,
         live_async=cfg.live_async,
     )
