@@ -62,7 +62,9 @@ class BandSegmenter:
         return (np.asarray(frames) > 200).astype(np.float32)
 
 
-def make_bundle(out: Path, context: int = 0, training: dict | None = None) -> Path:
+def make_bundle(
+    out: Path, context: int = 0, training: dict | None = None, roi_model: str | None = "stub"
+) -> Path:
     from musclestate.models.bundle import make_card, save_bundle
     from musclestate.models.networks import build_network
     from musclestate.roi.patches import PatchConfig
@@ -82,7 +84,7 @@ def make_bundle(out: Path, context: int = 0, training: dict | None = None) -> Pa
         mean=np.array([5.0, 20.0]),
         sd=np.array([10.0, 15.0]),
         sd_scale=np.array([1.0, 1.0]),
-        roi=roi_attrs(ROIConfig(model="stub", patches=PatchConfig(16, 32))),
+        roi=roi_attrs(ROIConfig(model=roi_model, patches=PatchConfig(16, 32))),
         training={"participants": ["P01"], **(training or {})},
     )
     return save_bundle(out, net.state_dict(), card)
@@ -402,3 +404,27 @@ def test_export_cli_then_predict_with_the_exported_file(
     side = json.loads((tmp_path / "c.csv.json").read_text())
     assert side["bundle"]["onnx"] == str(onnx) and side["settings"]["backend"] == "onnx"
     assert read_csv(tmp_path / "c.csv")["roi_found"].all()
+
+
+@pytest.mark.slow
+def test_real_clip_with_the_shipped_segmenter(drazan_dir: Path, tmp_path: Path) -> None:
+    """Real B-mode frames (Drazan et al. 2019, CC BY 4.0) through the shipped segmenter: the
+    muscle is found and the MG thickness lies in the in-vivo range (15-25 mm)."""
+    from itertools import islice
+
+    from musclestate.inference import open_source
+
+    clip = drazan_dir / "clips" / "p6_isokinetic030_01_push_01.mp4"
+    with open_source(clip, crop=(214, 44, 720, 574)) as video:
+        got = list(islice(video, 24))
+    b = make_bundle(tmp_path / "b", roi_model=None)  # None: the shipped segmenter
+    pred = load_predictor(b, config=PredictorConfig(roi_every=4))
+    src = ArraySource(
+        np.stack([f.image for f in got]),
+        np.array([f.t_s for f in got]),
+        pixel_spacing_mm=(0.0883, 0.0883),  # Params.px2mmX/Y of the data set
+    )
+    est = pred.run(src).estimates
+    assert est.roi_found.mean() >= 0.9
+    th = est.features["mg_thickness_mm"][est.roi_found]
+    assert np.all((th > 15) & (th < 25)), th
