@@ -879,7 +879,7 @@ _Spacing = Annotated[
 ]
 _RoiEvery = Annotated[
     int | None,
-    typer.Option("--roi-every", help="Segment every k-th frame, track in between [default: 1]."),
+    typer.Option("--roi-every", help="Segment every k-th frame (default 4), track between."),
 ]
 _Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads for inference.")]
 _Onnx = Annotated[
@@ -903,7 +903,7 @@ def _predictor_config(
 
 @app.command("predict")
 def predict_cmd(
-    model: Annotated[Path, typer.Argument(help="Estimator bundle (folder) or its .onnx export.")],
+    model: Annotated[Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")],
     input: Annotated[
         Path, typer.Argument(help="Video, image folder, DICOM cine, dataset, or a folder of these.")
     ],
@@ -983,7 +983,7 @@ def predict_cmd(
 
 @app.command("stream")
 def stream_cmd(
-    model: Annotated[Path, typer.Argument(help="Estimator bundle (folder) or its .onnx export.")],
+    model: Annotated[Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")],
     source: Annotated[
         str,
         typer.Option(
