@@ -903,7 +903,9 @@ def _predictor_config(
 
 @app.command("predict")
 def predict_cmd(
-    model: Annotated[Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")],
+    model: Annotated[
+        Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")
+    ],
     input: Annotated[
         Path, typer.Argument(help="Video, image folder, DICOM cine, dataset, or a folder of these.")
     ],
@@ -983,7 +985,9 @@ def predict_cmd(
 
 @app.command("stream")
 def stream_cmd(
-    model: Annotated[Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")],
+    model: Annotated[
+        Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")
+    ],
     source: Annotated[
         str,
         typer.Option(
