@@ -72,6 +72,18 @@ def test_examples_follow_participants_context_and_stride() -> None:
         c.subset(["C"])
 
 
+def test_frames_without_a_muscle_are_left_out() -> None:
+    r = _cohort().recordings[0]
+    found = np.ones(r.n_frames, bool)
+    found[[2, 5]] = False
+    c = Cohort((RecordingData(**{**r.__dict__, "found": found}),), {"ankle_angle": "deg"})
+    ex = ExampleSet.from_cohort(c)
+    assert list(ex.frame) == [0, 1, 3, 4, 6, 7, 8, 9]
+    none = Cohort((RecordingData(**{**r.__dict__, "found": ~found[:] & False}),), c.target_units)
+    with pytest.raises(DatasetError, match="found no muscle"):
+        ExampleSet.from_cohort(none)
+
+
 def test_target_norm_uses_the_given_frames_only() -> None:
     y = np.array([[1.0, 5.0], [3.0, 5.0], [np.nan, 5.0]])
     n = TargetNorm.fit(y)

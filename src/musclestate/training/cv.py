@@ -97,11 +97,12 @@ def write_predictions_csv(
     return write_text_atomic(path, buf.getvalue())
 
 
-def _read_predictions(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+def _read_predictions(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """Columns of a predictions CSV as float arrays; ``None`` for a file without rows."""
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:
-        raise DatasetError("predictions file has no rows", path)
+        return None
     cols = rows[0].keys()
     out = {}
     for c in cols:
@@ -389,11 +390,16 @@ def collect(run: str | Path) -> Path:
     pooled_sd: dict[str, list[np.ndarray]] = {n: [] for n in names}
     pooled_true: dict[str, list[np.ndarray]] = {n: [] for n in names}
     has_baseline = True
+    notes: list[str] = []
     for info in infos:
         fdir = _fold_dir(run, int(info["index"]))
         for pid in info["test"]:
             src = fdir / "predictions" / f"{pid}.csv"
             cols = _read_predictions(src, names)
+            if cols is None:
+                notes.append(f"{pid}: no frame with a muscle found; left out of the metrics")
+                log.warning(notes[-1])
+                continue
             with atomic_file(run / "predictions" / f"{pid}.csv") as tmp:
                 shutil.copyfile(src, tmp)
             for model in MODELS:
@@ -425,7 +431,8 @@ def collect(run: str | Path) -> Path:
         "folds": k,
         "models": models,
         "calibration": calib,
-        "notes": [] if has_baseline else ["no ROI features in the dataset: no feature baseline"],
+        "notes": notes
+        + ([] if has_baseline else ["no ROI features in the dataset: no feature baseline"]),
         "folds_info": infos,
         "config": cfg,
         "splits": splits,

@@ -48,6 +48,8 @@ class RecordingData:
         targets: name -> ``(T,)`` float64 per-frame target (NaN where unknown).
         features: ``(T, F)`` float32 architecture features of the ROI stage, or ``None``.
         pixel_spacing_mm: ``(row_mm, col_mm)`` of the frames, or ``None`` where unknown.
+        found: ``(T,)`` bool, False where the ROI stage found no muscle (those frames are left
+            out of training and evaluation), or ``None`` (all frames usable).
     """
 
     id: str
@@ -58,6 +60,7 @@ class RecordingData:
     targets: Mapping[str, np.ndarray]
     features: np.ndarray | None = None
     pixel_spacing_mm: tuple[float, float] | None = None
+    found: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
@@ -71,6 +74,8 @@ class RecordingData:
         for name, v in self.targets.items():
             if v.shape != (n,):
                 raise DatasetError(f"recording {self.id!r}: target {name!r} shape {v.shape} != {n}")
+        if self.found is not None and self.found.shape != (n,):
+            raise DatasetError(f"recording {self.id!r}: found has shape {self.found.shape} != {n}")
         if self.features is not None and self.features.shape[0] != n:
             raise DatasetError(
                 f"recording {self.id!r}: {self.features.shape[0]} feature rows for {n} frames"
@@ -209,9 +214,11 @@ def load_cohort(
             images = np.asarray(roi.get(info.id, "patches"))
         else:
             images = np.asarray(ds.frames(info.id))[:, None]
-        features = None
+        features = found = None
         if roi is not None:
             features = np.asarray(roi.get(info.id, "features"), dtype=np.float32)
+            if "found" in roi.names(info.id):
+                found = np.asarray(roi.get(info.id, "found"), dtype=bool)
         recs.append(
             RecordingData(
                 id=str(info.id),
@@ -222,6 +229,7 @@ def load_cohort(
                 targets=targets,
                 features=features,
                 pixel_spacing_mm=info.pixel_spacing_mm,
+                found=found if config.input == "patches" else None,
             )
         )
     if progress is not None:
@@ -260,9 +268,16 @@ class ExampleSet:
 
     @classmethod
     def from_cohort(cls, cohort: Cohort, context: int = 0, stride: int = 1) -> ExampleSet:
-        """Every ``stride``-th frame of every recording, with ``context`` neighbours each side."""
+        """Every ``stride``-th frame of every recording, with ``context`` neighbours each side.
+
+        Frames whose ``found`` is False (no muscle found by the ROI stage) are left out.
+        """
         if not cohort.recordings:
             raise DatasetError("no recordings to build examples from")
+        if all(r.found is not None and not r.found.any() for r in cohort.recordings):
+            raise DatasetError(
+                f"the ROI stage found no muscle in any frame of {sorted(cohort.participants)}"
+            )
         names = cohort.target_names
         offs = np.arange(-context, context + 1)
         images, nbrs, tg, feats, rec, part, frame, t = [], [], [], [], [], [], [], []
@@ -270,6 +285,8 @@ class ExampleSet:
         with_features = cohort.has_features
         for r in cohort.recordings:
             idx = np.arange(0, r.n_frames, stride)
+            if r.found is not None:
+                idx = idx[r.found[idx]]
             images.append(r.images)
             nbrs.append(base + np.clip(idx[:, None] + offs[None, :], 0, r.n_frames - 1))
             tg.append(np.stack([r.targets[n][idx] for n in names], axis=1))
