@@ -224,6 +224,9 @@ def fit_estimator(
         log_every_n_steps=1,
     )
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    if trainer.interrupted:
+        # Lightning turns Ctrl-C into a normal return; an unfinished fit must not pass for done
+        raise KeyboardInterrupt(f"training interrupted; continue it with resume ({ckpt_dir})")
 
     best = checkpoint.best_model_path
     # Our own checkpoint written by this run (Lightning's format holds optimizer and callback
