@@ -191,6 +191,20 @@ def test_phase_shift_recovers_translation(dy: int, dx: int) -> None:
     assert got == pytest.approx((dy, dx), abs=0.35)
 
 
+@pytest.mark.parametrize(("dy", "dx"), [(0, 0), (6, 0), (-4, 10)])
+def test_shift_tracker_on_large_frames(dy: int, dx: int) -> None:
+    from scipy.ndimage import gaussian_filter
+
+    from musclestate.inference.roi_stage import ShiftTracker
+
+    rng = np.random.default_rng(2)
+    big = gaussian_filter(rng.integers(0, 255, size=(330, 420)).astype(np.float32), 3.0)
+    ref, img = big[20:308, 20:380], big[20 - dy : 308 - dy, 20 - dx : 380 - dx]
+    tr = ShiftTracker(size=128)
+    tr.set_reference(ref)
+    assert tr.shift(img) == pytest.approx((dy, dx), abs=1.5)  # 3 px blocks: within a block
+
+
 def test_shift_geometry_moves_both_aponeuroses(bundle: Path, stub_segmenter: BandSegmenter) -> None:
     from musclestate.roi.geometry import fit_geometry
 

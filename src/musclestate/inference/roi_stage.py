@@ -38,22 +38,16 @@ def outlines_of(geometry: Any) -> list[np.ndarray]:
     return [np.column_stack([cols, np.interp(cols, grid, row)]).astype(np.float32) for row in lines]
 
 
-def phase_shift(ref: np.ndarray, img: np.ndarray, max_shift: float) -> tuple[float, float]:
-    """Translation ``(dy, dx)`` in pixels that moves ``ref`` onto ``img`` (phase correlation).
-
-    Normalised cross-power spectrum (Kuglin & Hines 1975), peak refined by a parabola through its
-    neighbours. Written here because neither scipy nor any installed library offers it (it is
-    ``skimage.registration.phase_cross_correlation``, not a dependency). Shifts beyond
-    ``max_shift`` pixels are treated as failure and return ``(0, 0)``.
-    """
-    a = np.asarray(ref, np.float32)
-    b = np.asarray(img, np.float32)
+def _spectrum(img: np.ndarray) -> np.ndarray:
+    a = np.asarray(img, np.float32)
     win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1])).astype(np.float32)
-    fa = np.fft.rfft2((a - a.mean()) * win)
-    fb = np.fft.rfft2((b - b.mean()) * win)
+    return np.fft.rfft2((a - a.mean()) * win)
+
+
+def _peak_shift(fa: np.ndarray, fb: np.ndarray, shape: tuple[int, int]) -> tuple[float, float]:
     cross = fb * np.conj(fa)
     cross /= np.maximum(np.abs(cross), 1e-6)
-    corr = np.fft.irfft2(cross, s=a.shape)
+    corr = np.fft.irfft2(cross, s=shape)
     py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
 
     def refine(c_m: float, c_0: float, c_p: float) -> float:
@@ -63,11 +57,55 @@ def phase_shift(ref: np.ndarray, img: np.ndarray, max_shift: float) -> tuple[flo
     h, w = corr.shape
     dy = py + refine(corr[(py - 1) % h, px], corr[py, px], corr[(py + 1) % h, px])
     dx = px + refine(corr[py, (px - 1) % w], corr[py, px], corr[py, (px + 1) % w])
-    dy = dy - h if dy > h / 2 else dy
-    dx = dx - w if dx > w / 2 else dx
+    return float(dy - h if dy > h / 2 else dy), float(dx - w if dx > w / 2 else dx)
+
+
+def phase_shift(ref: np.ndarray, img: np.ndarray, max_shift: float) -> tuple[float, float]:
+    """Translation ``(dy, dx)`` in pixels that moves ``ref`` onto ``img`` (phase correlation).
+
+    Normalised cross-power spectrum (Kuglin & Hines 1975), peak refined by a parabola through its
+    neighbours. Written here because neither scipy nor any installed library offers it (it is
+    ``skimage.registration.phase_cross_correlation``, not a dependency). Shifts beyond
+    ``max_shift`` pixels are treated as failure and return ``(0, 0)``.
+    """
+    dy, dx = _peak_shift(_spectrum(ref), _spectrum(img), np.shape(ref))
     if abs(dy) > max_shift or abs(dx) > max_shift:
         return 0.0, 0.0
-    return float(dy), float(dx)
+    return dy, dx
+
+
+class ShiftTracker:
+    """Image shift of live frames against a key frame, on a small copy (long side <= ``size``).
+
+    The key frame's spectrum is kept, so each frame costs one forward and one inverse FFT of a
+    ~``size`` x ``size`` image whatever the frame size. Shifts are returned in frame pixels.
+    """
+
+    def __init__(self, size: int = 128) -> None:
+        self.size = int(size)
+        self._ref: np.ndarray | None = None
+        self._k = 1
+
+    def _small(self, frame: np.ndarray) -> np.ndarray:
+        k = self._k
+        h, w = (frame.shape[0] // k) * k, (frame.shape[1] // k) * k
+        f = np.asarray(frame[:h, :w], np.float32)
+        return f.reshape(h // k, k, w // k, k).mean(axis=(1, 3)) if k > 1 else f
+
+    def set_reference(self, frame: np.ndarray) -> None:
+        self._k = max(1, -(-max(frame.shape) // self.size))
+        small = self._small(frame)
+        self._shape = small.shape
+        self._ref = _spectrum(small)
+
+    def shift(self, frame: np.ndarray) -> tuple[float, float]:
+        """``(dy, dx)`` from the key frame to ``frame`` in pixels; (0, 0) if implausible."""
+        if self._ref is None:
+            return 0.0, 0.0
+        dy, dx = _peak_shift(self._ref, _spectrum(self._small(frame)), self._shape)
+        if max(abs(dy), abs(dx)) > min(self._shape) / 8:
+            return 0.0, 0.0
+        return dy * self._k, dx * self._k
 
 
 def shift_geometry(geometry: Any, dy: float, dx: float) -> Any:
@@ -144,6 +182,8 @@ class BundleRoi:
     def reset(self) -> None:
         self._drop_pending()
         self._pending: Any = None
+        self._tracker = ShiftTracker()
+        self._tracked_key: np.ndarray | None = None
         self._key_frame: np.ndarray | None = None
         self._key_geom: Any = None
         self._since_key = 0
@@ -246,14 +286,13 @@ class BundleRoi:
             self._since_key = 0
         else:
             self._since_key += 1
+        if self._tracked_key is not self._key_frame:
+            self._tracker.set_reference(self._key_frame)
+            self._tracked_key = self._key_frame
         if self._key_frame is frame:
             geom = self._key_geom
         else:
-            small = slice(None, None, 2)  # half resolution is plenty for a rigid shift
-            dy, dx = phase_shift(
-                self._key_frame[small, small], frame[small, small], max_shift=frame.shape[0] / 8
-            )
-            geom = shift_geometry(self._key_geom, 2 * dy, 2 * dx)
+            geom = shift_geometry(self._key_geom, *self._tracker.shift(frame))
         found = bool(geom.found)
         patches = np.zeros((1, *cfg.patches.shape), np.uint8)
         feats = np.full((1, len(self.feature_names)), np.nan)
