@@ -1085,7 +1085,7 @@ def stream_cmd(
     if report.frames_dropped:
         con.print(
             f"[yellow]dropped {report.frames_dropped} frame(s): this machine could not keep up "
-            "(try --backend onnx, --roi-every 2 or a faster machine)[/]"
+            "(try --roi-every 8, smaller frames via --crop, or a faster machine)[/]"
         )
     if out is not None:
         doc = {**prov, "stream": scfg.to_dict(), "report": report.to_dict()}
