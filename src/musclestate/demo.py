@@ -91,6 +91,14 @@ class DemoConfig:
             raise ConfigError(
                 f"demo folds must be in 2..participants ({self.participants}), got {self.folds}"
             )
+        n_train = self.participants - -(-self.participants // self.folds)
+        n_val = int(self.train.get("val_participants", 1))
+        if n_train < n_val + 1:
+            raise ConfigError(
+                f"{self.participants} participants in {self.folds} folds leave {n_train} "
+                f"training participant(s) in the largest fold, fewer than {n_val + 1} "
+                "(validation needs its own); use more participants or more folds"
+            )
         # Build every stage's configuration now, so that a bad value fails before any work.
         self.phantom_config()
         self.roi_config()
