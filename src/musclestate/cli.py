@@ -7,7 +7,7 @@ project's own types are printed as one line (no traceback) and exit with status 
 from __future__ import annotations
 
 import sys
-from pathlib import Path  # noqa: F401  (used by the commands below)
+from pathlib import Path
 from typing import Annotated
 
 import typer
