@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musclestate.roi.architecture import FEATURE_NAMES, dominant_orientation_deg, measure
+from musclestate.roi.architecture import (
+    FEATURE_NAMES,
+    dominant_orientation_deg,
+    measure,
+    tensor_orientation_deg,
+)
 from musclestate.roi.geometry import MuscleGeometry
 
 
@@ -24,9 +29,12 @@ def stripes(angle_deg: float, shape=(160, 240), spacing=(1.0, 1.0), period_mm=6.
     ("angle", "spacing"),
     [(25.0, (1.0, 1.0)), (-15.0, (1.0, 1.0)), (10.0, (0.5, 1.0)), (35.0, (1.0, 0.5))],
 )
-def test_orientation_of_noisy_stripes(angle: float, spacing: tuple[float, float]) -> None:
+@pytest.mark.parametrize("estimator", [dominant_orientation_deg, tensor_orientation_deg])
+def test_orientation_of_noisy_stripes(
+    angle: float, spacing: tuple[float, float], estimator
+) -> None:
     img = stripes(angle, spacing=spacing)
-    est = dominant_orientation_deg(img, np.ones(img.shape, bool), spacing)
+    est = estimator(img, np.ones(img.shape, bool), spacing)
     assert est == pytest.approx(angle, abs=1.5)
 
 

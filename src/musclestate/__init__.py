@@ -34,6 +34,9 @@ _API: dict[str, str] = {
     "run_cv": "musclestate.training.cv",
     "train_bundle": "musclestate.training.cv",
     "load_bundle": "musclestate.models.bundle",
+    "load_segmenter": "musclestate.roi.segment",
+    "apply_roi": "musclestate.roi.pipeline",
+    "ROIConfig": "musclestate.roi.pipeline",
 }
 
 __all__ = ["__version__", *_API]

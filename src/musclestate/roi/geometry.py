@@ -74,6 +74,8 @@ class MuscleGeometry:
         sol_depth_mm: depth of the SOL region below the deep aponeurosis.
         issues: what went wrong or was passed over ("deep aponeurosis not found", ...).
         source: "network", "manual" or "interpolated".
+        band_halfwidth_rows: half the thickness (rows) of the superficial and deep band, so
+            that thickness is measured between their inner edges.
     """
 
     shape: tuple[int, int]
@@ -85,6 +87,7 @@ class MuscleGeometry:
     sol_depth_mm: float = 20.0
     issues: tuple[str, ...] = ()
     source: str = "network"
+    band_halfwidth_rows: tuple[float, float] = (0.0, 0.0)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -154,11 +157,10 @@ class MuscleGeometry:
 
     # -- measures ----------------------------------------------------------------------------------
     def thickness_mm(self) -> float:
-        """Mean MG thickness (deep - superficial row, times row spacing) over :meth:`span`."""
+        """Mean MG thickness over :meth:`span`, between the aponeuroses' inner edges (mm)."""
         x0, x1 = self.span()
-        return float(
-            np.mean(self.deep_row[x0:x1] - self.superficial_row[x0:x1]) * self.pixel_spacing_mm[0]
-        )
+        centre = np.mean(self.deep_row[x0:x1] - self.superficial_row[x0:x1])
+        return float((centre - sum(self.band_halfwidth_rows)) * self.pixel_spacing_mm[0])
 
     def angle_deg(self, name: str) -> float:
         """Angle of an aponeurosis to the image horizontal in degrees (physical units).
@@ -225,6 +227,7 @@ def _fit_curve(cols: np.ndarray, rows: np.ndarray, width: int) -> np.ndarray:
 class _Band:
     cols: np.ndarray
     rows: np.ndarray
+    widths: np.ndarray
 
     def line(self) -> np.ndarray:
         deg = 1 if self.cols.size > 1 else 0
@@ -250,7 +253,8 @@ def _bands(prob: np.ndarray, config: GeometryConfig) -> list[_Band]:
             continue
         comp = labels[sl] == i
         cols, rows = _band_points(comp, prob[sl])
-        frags.append(_Band(cols + sl[1].start, rows + sl[0].start))
+        widths = comp.sum(axis=0)[cols].astype(np.float64)
+        frags.append(_Band(cols + sl[1].start, rows + sl[0].start, widths))
     frags.sort(key=lambda b: -b.n_cols())
     tol = max(3.0, config.join_tolerance * h)
     bands: list[_Band] = []
@@ -261,9 +265,10 @@ def _bands(prob: np.ndarray, config: GeometryConfig) -> list[_Band]:
             if np.median(resid) < tol and overlap < 0.3:
                 b.cols = np.concatenate([b.cols, f.cols])
                 b.rows = np.concatenate([b.rows, f.rows])
+                b.widths = np.concatenate([b.widths, f.widths])
                 break
         else:
-            bands.append(_Band(f.cols.copy(), f.rows.copy()))
+            bands.append(_Band(f.cols.copy(), f.rows.copy(), f.widths.copy()))
     return bands
 
 
@@ -349,6 +354,10 @@ def fit_geometry(
         deep_cover=cover(deep),
         sol_depth_mm=config.sol_depth_mm,
         issues=tuple(issues),
+        band_halfwidth_rows=(
+            0.5 * float(np.median(sup[0].widths)) if sup is not None else 0.0,
+            0.5 * float(np.median(deep[0].widths)) if deep is not None else 0.0,
+        ),
     )
 
 
@@ -359,6 +368,7 @@ def stack_lines(geoms: Sequence[MuscleGeometry]) -> dict[str, np.ndarray]:
         "deep_row": np.stack([g.deep_row for g in geoms]).astype(np.float32),
         "superficial_cover": np.stack([g.superficial_cover for g in geoms]),
         "deep_cover": np.stack([g.deep_cover for g in geoms]),
+        "band_halfwidth": np.array([g.band_halfwidth_rows for g in geoms], np.float32),
     }
 
 
@@ -387,11 +397,12 @@ def smooth_geometries(
 ) -> list[MuscleGeometry]:
     """Temporal smoothing of aponeurosis curves over consecutive video frames.
 
-    Each curve becomes the running median (centred, ``window`` frames, odd) over the frames where
-    it was found, which removes single-frame jumps while following real motion at typical frame
-    rates. Frames where a band is missing stay missing unless ``max_gap`` > 0, in which case gaps
-    of at most ``max_gap`` frames between found frames are filled by linear interpolation and
-    marked with ``source="interpolated"`` and an issue; longer gaps are never guessed.
+    Each curve becomes the running median (centred, ``window`` frames, odd, shrinking to stay
+    centred near the ends) over the frames where it was found, which removes single-frame jumps
+    while following real motion at typical frame rates. Frames where a band is missing stay
+    missing unless ``max_gap`` > 0, in which case gaps of at most ``max_gap`` frames between
+    found frames are filled by linear interpolation and marked with ``source="interpolated"``
+    and an issue; longer gaps are never guessed.
 
     Args:
         geoms: geometries of consecutive frames of one recording (same shape).
@@ -412,11 +423,14 @@ def smooth_geometries(
         lines = np.stack([g.line(name) for g in geoms])
         found = np.isfinite(lines).all(axis=1)
         if r > 0 and len(geoms) > 1:
-            pad = np.pad(lines, ((r, r), (0, 0)), mode="constant", constant_values=np.nan)
-            win = np.lib.stride_tricks.sliding_window_view(pad, window, axis=0)
+            # centred window, shrunk near the ends so that a steady trend is not bent there
+            n = len(lines)
+            med = np.empty_like(lines)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows stay NaN
-                med = np.nanmedian(win, axis=-1)
+                for t in range(n):
+                    rt = min(r, t, n - 1 - t)
+                    med[t] = np.nanmedian(lines[t - rt : t + rt + 1], axis=0)
             lines = np.where(found[:, None], med, np.nan)
         lines, filled = _interp_missing(lines, max_gap)
         filled_any |= filled
