@@ -37,6 +37,9 @@ _API: dict[str, str] = {
     "load_segmenter": "musclestate.roi.segment",
     "apply_roi": "musclestate.roi.pipeline",
     "ROIConfig": "musclestate.roi.pipeline",
+    "write_report": "musclestate.report",
+    "run_demo": "musclestate.demo",
+    "DemoConfig": "musclestate.demo",
 }
 
 __all__ = ["__version__", *_API]
