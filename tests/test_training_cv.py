@@ -196,3 +196,20 @@ def test_train_bundle_with_cv_metrics(run: Path, dataset: Path, tmp_path: Path) 
     assert np.corrcoef(pred["ankle_angle"][0], truth)[0, 1] > 0.8  # a training participant
     res = CliRunner().invoke(app, ["train", str(dataset), "--out", str(out)])
     assert isinstance(res.exception, FileExistsError)
+
+
+def test_whole_frame_input_and_temporal_context(dataset: Path, tmp_path: Path) -> None:
+    from musclestate.training.data import ExampleSet, load_cohort
+    from musclestate.training.module import fit_estimator
+
+    frame_cfg = CFG.replace(input="frame", image_size=(16, 16), context=1, epochs=1)
+    cohort = load_cohort(dataset, frame_cfg)
+    assert cohort.recordings[0].images.shape == (120, 1, 16, 16)
+    assert cohort.has_features and cohort.feature_names == ("f_angle", "f_mg", "f_sol")
+    ex = ExampleSet.from_cohort(cohort.subset(["P01", "P02"]), context=1)
+    assert ex.inputs(np.arange(3)).shape == (3, 3, 16, 16)
+    fit = fit_estimator(ex, ExampleSet.from_cohort(cohort.subset(["P03"]), context=1),
+                        frame_cfg, tmp_path / "w")  # fmt: skip
+    assert fit.state_dict["stem.0.weight"].shape[1] == 3  # 1 channel x 3 frames
+    subset = CFG.replace(targets=("ankle_angle", "mg_activation"))
+    assert list(load_cohort(dataset, subset).target_units) == ["ankle_angle", "mg_activation"]
