@@ -588,7 +588,7 @@ _Context = Annotated[int | None, typer.Option(help="Neighbouring frames per side
 _Targets = Annotated[
     list[str] | None, typer.Option("--target", help="Target to train on (repeat); default all.")
 ]
-_Stride = Annotated[int | None, typer.Option(help="Use every k-th frame of each recording.")]
+_Stride = Annotated[int | None, typer.Option(help="Train on every k-th frame (test: all).")]
 _Epochs = Annotated[int | None, typer.Option(help="Maximum epochs (default 30).")]
 _Patience = Annotated[int | None, typer.Option(help="Early-stopping patience (default 6).")]
 _Batch = Annotated[int | None, typer.Option(help="Global batch size (default 64).")]

@@ -66,8 +66,10 @@ class TrainConfig:
         context: neighbouring frames on each side stacked as extra channels (0 = single frame);
             a network then sees ``channels * (2 * context + 1)`` channels, edges replicate.
         targets: target names to train on; empty = every target the dataset has.
-        frame_stride: use every ``frame_stride``-th frame of each recording (training and
-            evaluation alike) to cut cost on large cohorts.
+        frame_stride: train (and validate) on every ``frame_stride``-th frame of each
+            recording: neighbouring frames are nearly identical, so this cuts training cost on
+            large cohorts or high frame rates at little loss. Held-out participants are always
+            evaluated on every frame.
         epochs: maximum training epochs.
         patience: early-stopping patience in epochs on the validation participants' loss.
         batch_size: global batch size (split across DDP processes).

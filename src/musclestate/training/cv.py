@@ -207,7 +207,7 @@ def run_fold(
     inner, val = _split(cohort, train, config, seed=config.seed + index)
     tr = ExampleSet.from_cohort(cohort.subset(inner), config.context, config.frame_stride)
     va = ExampleSet.from_cohort(cohort.subset(val), config.context, config.frame_stride)
-    te = ExampleSet.from_cohort(cohort.subset(test), config.context, config.frame_stride)
+    te = ExampleSet.from_cohort(cohort.subset(test), config.context)  # every frame
     log.info(
         "fold %d: %d train / %d validation / %d test frames (%s | %s | %s)",
         index, len(tr), len(va), len(te), ",".join(inner), ",".join(val), ",".join(test),
