@@ -88,6 +88,7 @@ def workflow(run_py, drazan_dir: Path, tmp_path_factory: pytest.TempPathFactory)
             "frame_stride": 3,
             "epochs": 1,
             "patience": 1,
+            "batch_size": 8,
             "num_threads": 1,
             "network_params": {"widths": [8, 16]},
             "seed": 0,
