@@ -27,7 +27,13 @@ def stripes(angle_deg: float, shape=(160, 240), spacing=(1.0, 1.0), period_mm=6.
 
 @pytest.mark.parametrize(
     ("angle", "spacing"),
-    [(25.0, (1.0, 1.0)), (-15.0, (1.0, 1.0)), (10.0, (0.5, 1.0)), (35.0, (1.0, 0.5))],
+    [
+        (25.0, (1.0, 1.0)),
+        (-15.0, (1.0, 1.0)),
+        (10.0, (0.5, 1.0)),
+        (35.0, (1.0, 0.5)),
+        (20.0, (0.1, 0.12)),
+    ],
 )
 @pytest.mark.parametrize("estimator", [dominant_orientation_deg, tensor_orientation_deg])
 def test_orientation_of_noisy_stripes(
@@ -35,6 +41,14 @@ def test_orientation_of_noisy_stripes(
 ) -> None:
     img = stripes(angle, spacing=spacing)
     est = estimator(img, np.ones(img.shape, bool), spacing)
+    assert est == pytest.approx(angle, abs=1.5)
+
+
+@pytest.mark.parametrize("angle", [22.0, -8.0])
+def test_orientation_on_fine_pixels_is_decimated_without_bias(angle: float) -> None:
+    spacing = (0.08, 0.1)  # a 720 x 574 scanner image at ~50 mm depth
+    img = stripes(angle, shape=(300, 400), spacing=spacing, period_mm=2.0)
+    est = dominant_orientation_deg(img, np.ones(img.shape, bool), spacing)
     assert est == pytest.approx(angle, abs=1.5)
 
 
