@@ -310,7 +310,7 @@ def roi_examples_figure(examples: Sequence[RoiExample]) -> Figure:
         ax.set_title(e.title + ("" if e.found else "  (muscle not found)"), fontsize=8, loc="left")
         ax.set_xticks([])
         ax.set_yticks([])
-        if e.lines or e.outlines:
+        if (e.lines or e.outlines) and row is axes[0]:
             ax.legend(fontsize=6, loc="lower right", framealpha=0.6)
         for j in range(n_patch):
             pa = row[1 + j]
