@@ -295,7 +295,7 @@ def roi_examples_figure(examples: Sequence[RoiExample]) -> Figure:
     if n == 0:
         return fig
     axes = fig.subplots(n, 1 + n_patch, squeeze=False, width_ratios=[2.2] + [1.0] * n_patch)
-    for row, e in zip(axes, examples, strict=True):
+    for k, (row, e) in enumerate(zip(axes, examples, strict=True)):
         ax = row[0]
         ax.imshow(e.frame, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         for i, (name, pts) in enumerate(e.lines.items()):
@@ -310,7 +310,7 @@ def roi_examples_figure(examples: Sequence[RoiExample]) -> Figure:
         ax.set_title(e.title + ("" if e.found else "  (muscle not found)"), fontsize=8, loc="left")
         ax.set_xticks([])
         ax.set_yticks([])
-        if (e.lines or e.outlines) and row is axes[0]:
+        if (e.lines or e.outlines) and k == 0:
             ax.legend(fontsize=6, loc="lower right", framealpha=0.6)
         for j in range(n_patch):
             pa = row[1 + j]
