@@ -342,6 +342,14 @@ def run_workflow(
     summary: dict[str, Any] = {"config": config.to_dict(), "seconds": {}}
     from musclestate._atomic import write_text_atomic
 
+    previous = out / "workflow.json"
+    if previous.exists() and set(stages) != set(STAGES):
+        # A partial rerun keeps the earlier stages' timings and ROI summary.
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        summary["seconds"] = {k: v for k, v in old.get("seconds", {}).items() if k not in stages}
+        if "roi" not in stages and "roi_found_fraction" in old:
+            summary["roi_found_fraction"] = old["roi_found_fraction"]
+
     write_text_atomic(out / "workflow.json", json.dumps(summary, indent=2))
 
     def bar(unit: str) -> Progress:
@@ -456,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--clips", nargs="*", help="only these clip stems (default: all)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import lightning  # noqa: F401  (it sets its loggers to INFO on import: quiet them after)
+
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from rich.console import Console
