@@ -65,7 +65,7 @@ def import_cmd(
 
     from musclestate.dataset import import_manifest, open_dataset
 
-    con = Console()
+    con = Console(soft_wrap=True)
     columns = (
         TextColumn("import"),
         BarColumn(),
@@ -111,7 +111,7 @@ def inspect_cmd(
     if as_json:
         typer.echo(json.dumps(s, indent=2))
         return
-    con = Console()
+    con = Console(soft_wrap=True)
     shapes = s["frame_shapes"]
     shape = "x".join(map(str, s["frame_shape"])) if s["frame_shape"] else ", ".join(shapes)
     con.print(
@@ -158,7 +158,7 @@ def probe_cmd(
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    con = Console()
+    con = Console(soft_wrap=True)
     if info["kind"] == "signals":
         from rich.table import Table
 
@@ -225,7 +225,7 @@ def simulate_cmd(
         screen=screen,
     )
     check_output(out, overwrite)
-    con = Console()
+    con = Console(soft_wrap=True)
     columns = (
         TextColumn("simulate"),
         BarColumn(),
@@ -655,7 +655,7 @@ def train_cmd(
             dataset, out, cfg, run=run, resume=resume, overwrite=overwrite, progress=progress
         )
     if _rank_zero():
-        Console().print(f"estimator bundle: {path}")
+        Console(soft_wrap=True).print(f"estimator bundle: {path}")
 
 
 @app.command("cv")
@@ -702,7 +702,7 @@ def cv_cmd(
     from musclestate.errors import ConfigError
     from musclestate.training.cv import collect, run_cv
 
-    con = Console()
+    con = Console(soft_wrap=True)
     if str(dataset) == "collect" and not dataset.is_dir():
         if collect_run is None:
             raise ConfigError("usage: musclestate cv collect RUN")
@@ -773,7 +773,7 @@ def report_cmd(
     from musclestate.report import metrics_table, write_report
 
     path = write_report(run, out, n_examples=examples)
-    con = Console()
+    con = Console(soft_wrap=True)
     con.print(metrics_table(json.loads((run / "metrics.json").read_text(encoding="utf-8"))))
     con.print(f"report: {path}", soft_wrap=True)
 
@@ -820,7 +820,7 @@ def demo_cmd(
     cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
     if epochs is not None:
         cfg = dataclasses.replace(cfg, train={**cfg.train, "epochs": epochs})
-    con = Console()
+    con = Console(soft_wrap=True)
     con.print(
         f"demo: {cfg.participants} phantom participants x {cfg.seconds:g} s at {cfg.fps:g} fps, "
         f"{cfg.size[0]}x{cfg.size[1]} px, {cfg.folds}-fold participant-wise CV -> {out}"
@@ -1057,7 +1057,7 @@ def stream_cmd(
     )
     prov = provenance(predictor, src)
     prov["warnings"] = check_against_training(predictor, src, src.info.frame_shape)
-    con = Console()
+    con = Console(soft_wrap=True)
     if getattr(predictor.estimator, "context", 0):
         err.print(
             "[yellow]warning:[/] this bundle looks at neighbouring frames; live, the frames "
