@@ -1,9 +1,9 @@
 """examples/drazan2019/run.py: push groups, leave-one-group-out folds and the stages wired up.
 
-The full 25-clip workflow takes about 20 minutes on two cores (the example's README gives the
-command); here three short clips (one push each of the 500 deg/s trial) go through every stage
-with tiny settings, to check that the stages hand each other the right files and that held-out
-groups stay out of training.
+The full 25-clip workflow takes 20-35 minutes on the shared two cores (the example's README
+gives the command); here three short clips (one push each of the 500 deg/s trial) go through
+every stage with tiny settings, to check that the stages hand each other the right files and
+that held-out groups stay out of training.
 """
 
 from __future__ import annotations
