@@ -230,3 +230,21 @@ def test_sample_labelled_frames() -> None:
         sample_labelled_frames(-1)
     with pytest.raises(ConfigError, match="size"):
         sample_labelled_frames(2, size=(16, 16))
+
+
+def test_anatomy_spread_shrinks_the_between_participant_ranges():
+    from musclestate.phantom.participants import draw_participant
+
+    def draw(spread: float, i: int):
+        return draw_participant(f"P{i}", np.random.default_rng([0, i]), spread)
+
+    full = [draw(1.0, i) for i in range(12)]
+    narrow = [draw(0.25, i) for i in range(12)]
+    none = [draw(0.0, i) for i in range(12)]
+    for field in ("sol_thickness_mm", "mvc_moment_nm", "depth_mm", "fat_mm"):
+        r_full = np.ptp([getattr(p, field) for p in full])
+        r_narrow = np.ptp([getattr(p, field) for p in narrow])
+        assert 0 < r_narrow < 0.5 * r_full, field
+        assert np.ptp([getattr(p, field) for p in none]) < 1e-9, field
+    with pytest.raises(ConfigError, match="anatomy_spread"):
+        PhantomConfig(anatomy_spread=1.5)

@@ -72,6 +72,9 @@ class PhantomConfig:
         screen: embed the B-mode image in a scanner-style screen (grey-scale bar, depth ticks,
             settings text) like a screen capture; the manifest then carries the ``crop``.
         protocol: the protocol settings.
+        anatomy_spread: between-participant variety in [0, 1]: 1 draws anatomy, strength,
+            echogenicity and scanner settings from the full published ranges; smaller values
+            shrink every range about its centre (a more homogeneous cohort).
     """
 
     participants: int = 4
@@ -83,8 +86,11 @@ class PhantomConfig:
     scatterers_per_px: float = 0.6
     screen: bool = False
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    anatomy_spread: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.anatomy_spread) and 0.0 <= self.anatomy_spread <= 1.0):
+            raise ConfigError(f"anatomy_spread must be within 0..1, got {self.anatomy_spread}")
         if isinstance(self.participants, bool) or not isinstance(
             self.participants, int | np.integer
         ):
@@ -304,11 +310,14 @@ def _participant_rng(seed: int, index: int, *more: int) -> np.random.Generator:
 
 
 def make_participant(
-    seed: int, index: int, size: tuple[int, int], spp: float = 0.6
+    seed: int, index: int, size: tuple[int, int], spp: float = 0.6, spread: float = 1.0
 ) -> tuple[Participant, imaging.TissueModel]:
-    """Participant ``index`` (0-based) of cohort ``seed`` and its tissue model at ``size``."""
+    """Participant ``index`` (0-based) of cohort ``seed`` and its tissue model at ``size``.
+
+    ``spread`` scales the between-participant ranges (see :func:`draw_participant`).
+    """
     rng = _participant_rng(seed, index)
-    p = draw_participant(f"P{index + 1:02d}", rng)
+    p = draw_participant(f"P{index + 1:02d}", rng, spread)
     grid = imaging.ImageGrid(size[0], size[1], p.depth_mm, p.width_mm)
     return p, imaging.TissueModel(p, grid, rng, scatterers_per_px=spp)
 
@@ -378,7 +387,9 @@ def simulate_cohort(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="phantom-writer") as writer:
         pending: Future[None] | None = None
         for pi in range(cfg.participants):
-            p, tm = make_participant(cfg.seed, pi, cfg.bmode_size, cfg.scatterers_per_px)
+            p, tm = make_participant(
+                cfg.seed, pi, cfg.bmode_size, cfg.scatterers_per_px, cfg.anatomy_spread
+            )
             spacing = tm.grid.spacing_mm
             screen = None
             if cfg.screen:

@@ -91,12 +91,20 @@ class Participant:
         )
 
 
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
+def draw_participant(pid: str, rng: np.random.Generator, spread: float = 1.0) -> Participant:
+    """Draw one participant's parameters from the published ranges (module docstring).
 
+    ``spread`` in [0, 1] scales every range about its centre: 1 spans the published ranges,
+    0 makes every participant the average one (only speckle, probe placement and noise differ).
+    The random draws are the same for any ``spread``, so a cohort keeps its ordering of people.
+    """
+    if not 0.0 <= spread <= 1.0:
+        raise ValueError(f"spread must be within 0..1, got {spread}")
 
-def draw_participant(pid: str, rng: np.random.Generator) -> Participant:
-    """Draw one participant's parameters from the published ranges (module docstring)."""
+    def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+        centre = 0.5 * (lo + hi)
+        return float(centre + spread * (rng.uniform(lo, hi) - centre))
+
     mg_l = _u(rng, 48.0, 58.0)
     mg_pen = _u(rng, 18.0, 25.0)
     mg_t = float(np.clip(mg_l * np.sin(np.deg2rad(mg_pen)), 15.0, 22.0))
