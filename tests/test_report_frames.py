@@ -48,7 +48,10 @@ def _dataset(path, participants=("P01", "P02", "P03")):
         path,
         "roi",
         per,
-        {"patches": {"height": 16, "width": 32, "margin_mm": 1.0}, "geometry": {"sol_depth_mm": 8}},
+        {
+            "patches": {"height": 16, "width": 32, "margin_mm": 1.0, "mode": "straightened"},
+            "geometry": {"sol_depth_mm": 8},
+        },
     )
     return {pid: [recording_id(pid, "track_01")] for pid in participants}
 

@@ -9,6 +9,19 @@ thinner than average therefore fills the same array; the thickness itself is kep
 
 When the network cannot handle a recording, a :class:`ManualROI` (a rectangle or polygon around
 the MG, drawn once per recording) gives the same geometry, and so the same patches.
+
+Two layouts (:attr:`PatchConfig.mode`):
+
+- ``"physical"`` (default): every patch pixel covers the same millimetres in every recording
+  (``depth_mm`` x ``width_mm`` per patch, centred on the muscle). Rows follow the upper
+  aponeurosis, so probe tilt is removed, but thickness, pennation and fascicle slope keep their
+  physical size. This is what lets a network compare people scanned with different depth and
+  field-of-view settings: in the straightened layout the apparent fascicle slope depends on each
+  person's muscle thickness and on the scanner's field of view, which confounds the state with
+  the anatomy.
+- ``"straightened"``: columns span the muscle's found width and rows run from the upper boundary
+  to the lower one, so a thicker or thinner muscle fills the same array (thickness then lives only
+  in the geometry and the architecture features).
 """
 
 from __future__ import annotations
@@ -35,17 +48,30 @@ class PatchConfig:
         height, width: rows and columns of each patch (default 64 x 128: small for CPU speed).
         margin_mm: distance kept from each aponeurosis so that its bright band stays out of the
             patch (the band's own brightness says little about the muscle's state).
+        mode: ``"physical"`` (fixed millimetres per pixel) or ``"straightened"`` (module doc).
+        depth_mm: physical mode: depth covered by each patch below its upper aponeurosis (the MG
+            patch reaches past the deep aponeurosis of a 22 mm thick MG).
+        width_mm: physical mode: lateral extent of each patch, centred on the muscle.
     """
 
     height: int = 64
     width: int = 128
     margin_mm: float = 1.0
+    mode: str = "physical"
+    depth_mm: float = 26.0
+    width_mm: float = 36.0
 
     def __post_init__(self) -> None:
         if self.height < 4 or self.width < 4:
             raise InputError(f"patch size must be at least 4 x 4, got {self.height} x {self.width}")
         if self.margin_mm < 0:
             raise InputError(f"margin_mm must be >= 0, got {self.margin_mm}")
+        if self.mode not in ("physical", "straightened"):
+            raise InputError(f"patch mode must be 'physical' or 'straightened', got {self.mode!r}")
+        if not (self.depth_mm > 0 and self.width_mm > 0):
+            raise InputError(
+                f"depth_mm and width_mm must be positive, got {self.depth_mm}, {self.width_mm}"
+            )
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -67,19 +93,40 @@ def sample_grid(
     """
     if not geometry.found:
         raise InputError(f"no MG region to sample: {'; '.join(geometry.issues) or 'not found'}")
-    h_img = geometry.shape[0]
+    h_img, w_img = geometry.shape
+    row_mm, col_mm = geometry.pixel_spacing_mm
     x0, x1 = geometry.span()
-    cols = np.linspace(x0, x1 - 1, config.width)
-    sup = np.interp(cols, np.arange(geometry.shape[1]), geometry.superficial_row)
-    deep = np.interp(cols, np.arange(geometry.shape[1]), geometry.deep_row)
-    bottom = np.interp(cols, np.arange(geometry.shape[1]), geometry.sol_bottom_row())
-    m = config.margin_mm / geometry.pixel_spacing_mm[0]
+    if config.mode == "physical":
+        half = 0.5 * config.width_mm / col_mm
+        centre = 0.5 * (x0 + x1 - 1)
+        cols = np.linspace(centre - half, centre + half, config.width)
+    else:
+        cols = np.linspace(x0, x1 - 1, config.width)
+    # The curves extend linearly beyond the found columns (np.interp would hold them flat).
+    xs = np.arange(w_img)
+    sup = _extend(cols, xs, geometry.superficial_row)
+    deep = _extend(cols, xs, geometry.deep_row)
+    m = config.margin_mm / row_mm
     v = np.linspace(0.0, 1.0, config.height)[:, None]
     tops = np.stack([sup + m, deep + m])
-    bots = np.stack([np.maximum(deep - m, sup + m), np.maximum(bottom, deep + m)])
+    if config.mode == "physical":
+        bots = tops + config.depth_mm / row_mm
+    else:
+        bottom = np.interp(cols, xs, geometry.sol_bottom_row())
+        bots = np.stack([np.maximum(deep - m, sup + m), np.maximum(bottom, deep + m)])
     rows = tops[:, None, :] + (bots - tops)[:, None, :] * v[None]
-    valid = (rows >= 0) & (rows <= h_img - 1)
+    valid = (rows >= 0) & (rows <= h_img - 1) & (cols >= 0)[None, None] & (cols <= w_img - 1)
     return rows, cols, valid
+
+
+def _extend(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``fp`` at ``x``, continued by the end slopes outside ``xp``."""
+    y = np.interp(x, xp, fp)
+    if xp.size > 1:
+        lo, hi = x < xp[0], x > xp[-1]
+        y[lo] = fp[0] + (x[lo] - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0])
+        y[hi] = fp[-1] + (x[hi] - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    return y
 
 
 def extract_patches(
