@@ -567,10 +567,9 @@ def _epoch_progress(con: Console):
 
 
 def _quiet_lightning() -> None:
-    import logging
+    from musclestate.training.module import quiet_lightning
 
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_lightning()
 
 
 _Config = Annotated[
@@ -795,6 +794,10 @@ def demo_cmd(
     folds: Annotated[int | None, typer.Option(help="Cross-validation folds.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum training epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of cohort and training.")] = None,
+    anatomy_spread: Annotated[
+        float | None,
+        typer.Option(help="Between-participant variety in 0..1 (1 = full published ranges)."),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Reuse an --out folder that is not a previous demo output.")
     ] = False,
@@ -816,7 +819,14 @@ def demo_cmd(
     from musclestate.report import metrics_table
 
     cfg = DemoConfig() if config is None else load_demo_config(config)
-    given = dict(participants=participants, seconds=seconds, fps=fps, folds=folds, seed=seed)
+    given = dict(
+        participants=participants,
+        seconds=seconds,
+        fps=fps,
+        folds=folds,
+        seed=seed,
+        anatomy_spread=anatomy_spread,
+    )
     cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
     if epochs is not None:
         cfg = dataclasses.replace(cfg, train={**cfg.train, "epochs": epochs})

@@ -420,6 +420,9 @@ def train_segmenter(
     max_time = None
     if config.max_minutes is not None:
         max_time = {"minutes": float(config.max_minutes)}
+    from musclestate.training.module import quiet_lightning
+
+    quiet_lightning()
     trainer = L.Trainer(
         max_epochs=config.epochs,
         max_time=max_time,

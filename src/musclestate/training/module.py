@@ -37,6 +37,17 @@ from musclestate.training.data import (
 
 log = logging.getLogger(__name__)
 
+
+def quiet_lightning() -> None:
+    """Turn Lightning's per-Trainer INFO chatter (devices found, tips) down to warnings.
+
+    Lightning configures its loggers when it is imported, so this runs after the import, just
+    before a Trainer is built; musclestate reports training progress itself.
+    """
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 LOGVAR_RANGE = (-12.0, 8.0)
 
 
@@ -208,6 +219,7 @@ def fit_estimator(
     if progress is not None:
         cbs.append(_Progress(progress, description, config.epochs))
     cbs += list(callbacks or [])
+    quiet_lightning()
     trainer = L.Trainer(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
