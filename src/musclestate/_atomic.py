@@ -8,11 +8,15 @@ place after any previous one is moved aside.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 def _umask() -> int:
@@ -70,3 +74,23 @@ def write_text_atomic(dest: str | Path, text: str) -> Path:
     with atomic_file(dest) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(dest)
+
+
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for the values musclestate records hold (numpy, paths)."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, Mapping):
+        return dict(o)
+    if isinstance(o, tuple | set | frozenset):
+        return list(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def write_json_atomic(dest: str | Path, obj: Any, **dumps_kw: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``dest`` atomically (numpy values and paths allowed)."""
+    return write_text_atomic(dest, json.dumps(obj, indent=2, default=json_default, **dumps_kw))

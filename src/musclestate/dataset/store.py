@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 from musclestate import __version__
-from musclestate._atomic import atomic_dir, atomic_file, write_text_atomic
+from musclestate._atomic import atomic_dir, atomic_file, json_default, write_text_atomic
 from musclestate.errors import DatasetError, InputError
 from musclestate.records import Recording, RecordingMeta, Signal, Target
 
@@ -66,22 +66,8 @@ def recording_id(participant: str, trial: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{participant}-{trial}")
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, Mapping):
-        return dict(o)
-    if isinstance(o, tuple | set | frozenset):
-        return list(o)
-    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
-
-
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+    return json.dumps(obj, indent=2, default=json_default, allow_nan=False)
 
 
 def _meta_dict(meta: RecordingMeta) -> dict[str, Any]:
@@ -90,7 +76,7 @@ def _meta_dict(meta: RecordingMeta) -> dict[str, Any]:
     d = {f.name: getattr(meta, f.name) for f in dataclasses.fields(meta)}
     try:
         # NaN/inf in free-form metadata become null (JSON has no NaN).
-        text = json.dumps(dict(meta.extra), default=_json_default)
+        text = json.dumps(dict(meta.extra), default=json_default)
         d["extra"] = json.loads(text, parse_constant=lambda _: None)
     except (TypeError, ValueError) as exc:
         raise InputError(

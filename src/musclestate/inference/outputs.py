@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from musclestate._atomic import atomic_file, write_text_atomic
+from musclestate._atomic import atomic_file, write_json_atomic
 from musclestate.errors import InputError
 
 
@@ -234,16 +234,4 @@ def write_sidecar(path: str | Path, est: Estimates, provenance: Mapping[str, Any
         "frames_out_of_range": int(np.count_nonzero(est.out_of_range)),
         **provenance,
     }
-    return write_text_atomic(sidecar_path(path), json.dumps(doc, indent=2, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+    return write_json_atomic(sidecar_path(path), doc)
