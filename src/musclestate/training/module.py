@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ def quiet_lightning() -> None:
     """
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning's own use of a deprecated torch pytree API, printed once per Trainer.
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
 
 
 LOGVAR_RANGE = (-12.0, 8.0)
