@@ -889,7 +889,7 @@ _Spacing = Annotated[
 ]
 _RoiEvery = Annotated[
     int | None,
-    typer.Option("--roi-every", help="Segment every k-th frame (default 5), track between."),
+    typer.Option("--roi-every", help="Segment every k-th frame (default 8), track between."),
 ]
 _Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads for inference.")]
 _Onnx = Annotated[

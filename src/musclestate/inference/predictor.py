@@ -121,7 +121,7 @@ class PredictorConfig:
 
     backend: str = "onnx"
     batch_size: int = 32
-    roi_every: int = 5
+    roi_every: int = 8
     roi_scale: float = 1.0
     range_margin: float = 0.1
     threads: int | None = None
