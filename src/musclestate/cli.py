@@ -6,7 +6,9 @@ project's own types are printed as one line (no traceback) and exit with status 
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +43,47 @@ def _root(
     """musclestate command line."""
 
 
+@contextlib.contextmanager
+def _stage_bar(
+    con: Console, label: str, *, unit: str, per_minute: bool = False
+) -> Iterator[Callable[[int, int | None, str], None]]:
+    """A progress bar (count, rate, elapsed, time left, current item) for one long stage.
+
+    Yields the ``progress(done, total, label)`` callback the stage functions take.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        TextColumn("[dim]{task.fields[detail]}"),
+    )
+    with Progress(*columns, console=con) as bar:
+        task = bar.add_task(label, total=None, rate="", detail="")
+
+        def progress(done: int, total: int | None, item: str) -> None:
+            speed = bar.tasks[task].speed
+            if speed:
+                rate = f"{speed * 60:.1f} {unit}/min" if per_minute else f"{speed:.1f} {unit}/s"
+            else:
+                rate = ""
+            bar.update(task, completed=done, total=total, rate=rate, detail=item[:40])
+
+        yield progress
+
+
 # ---- io / dataset: import, inspect -------------------------------------------------------------
 
 
@@ -54,36 +97,10 @@ def import_cmd(
     ] = "gzip",
 ) -> None:
     """Import a lab's recordings listed in a TOML manifest into a dataset."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from musclestate.dataset import import_manifest, open_dataset
 
     con = Console(soft_wrap=True)
-    columns = (
-        TextColumn("import"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        TextColumn("[dim]{task.fields[detail]}"),
-    )
-    with Progress(*columns, console=con) as bar:
-        task = bar.add_task("import", total=None, rate="", detail="")
-
-        def progress(done: int, total: int | None, label: str) -> None:
-            speed = bar.tasks[task].speed
-            rate = f"{speed * 60:.1f} rec/min" if speed else ""
-            bar.update(task, completed=done, total=total, rate=rate, detail=label[:40])
-
+    with _stage_bar(con, "import", per_minute=True, unit="rec") as progress:
         path = import_manifest(
             manifest, out, overwrite=overwrite, progress=progress, compression=compression
         )
@@ -203,15 +220,6 @@ def simulate_cmd(
     ] = False,
 ) -> None:
     """Simulate a phantom cohort as lab-style recordings (video, DAQ and EMG CSV, truth, masks)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from musclestate.phantom import PhantomConfig, simulate_cohort
     from musclestate.phantom.cohort import check_output
 
@@ -226,24 +234,7 @@ def simulate_cmd(
     )
     check_output(out, overwrite)
     con = Console(soft_wrap=True)
-    columns = (
-        TextColumn("simulate"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        TextColumn("[dim]{task.fields[detail]}"),
-    )
-    with Progress(*columns, console=con) as bar:
-        task = bar.add_task("simulate", total=None, rate="", detail="")
-
-        def progress(done: int, total: int | None, label: str) -> None:
-            speed = bar.tasks[task].speed
-            rate = f"{speed:.1f} frames/s" if speed else ""
-            bar.update(task, completed=done, total=total, rate=rate, detail=label[:40])
-
+    with _stage_bar(con, "simulate", unit="frames") as progress:
         manifest = simulate_cohort(out, config=cfg, progress=progress, overwrite=overwrite)
     con.print(f"phantom cohort: {manifest}  (import: musclestate import {manifest} --out DATASET)")
 
