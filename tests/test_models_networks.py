@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from musclestate.errors import ConfigError
-from musclestate.models.networks import available_networks, build_network
+from musclestate.models.networks import available_networks, build_network, drop_extra_outputs
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
@@ -54,3 +54,24 @@ def test_compact_network_is_small_and_configurable() -> None:
 def test_bad_parameters_are_config_errors(params: dict) -> None:
     with pytest.raises(ConfigError):
         build_network("compact_resnet", 2, 4, params)
+
+
+@pytest.mark.parametrize("name", ["compact_resnet", "monai_resnet18", "monai_densenet121"])
+def test_extra_outputs_can_be_cut_from_the_trained_weights(name: str) -> None:
+    torch.manual_seed(0)
+    with_aux = build_network(name, 2, 3, n_extra=5).eval()
+    plain = build_network(name, 2, 3).eval()
+    x = torch.rand(2, 2, 32, 32)
+    with torch.no_grad():
+        full = with_aux(x)
+        plain.load_state_dict(drop_extra_outputs(with_aux, with_aux.state_dict(), 6))
+        cut = plain(x)
+    assert full.shape == (2, 11)
+    assert cut.shape == (2, 6)
+    torch.testing.assert_close(cut, full[:, :6])
+
+
+def test_cutting_more_outputs_than_the_head_has_is_refused() -> None:
+    net = build_network("compact_resnet", 2, 1)
+    with pytest.raises(ConfigError, match=">= 3 outputs"):
+        drop_extra_outputs(net, net.state_dict(), 3)

@@ -46,6 +46,8 @@ def test_config_round_trip_and_strictness() -> None:
         TrainConfig(targets=("knee_angle",))
     with pytest.raises(ConfigError, match="val_participants"):
         TrainConfig(val_participants=0)
+    with pytest.raises(ConfigError, match="aux_weight"):
+        TrainConfig(aux_weight=-1.0)
     assert TrainConfig(context=2).in_channels == 10
     assert TrainConfig(input="frame").in_channels == 1
 
@@ -136,3 +138,13 @@ def test_resize_by_area() -> None:
     out = resize_images(img, (2, 2))
     assert out.tolist() == [[[[200, 0], [0, 0]]]]
     assert resize_images(img, (4, 4)) is img
+
+
+def test_feature_normalisation_masks_measures_never_defined() -> None:
+    f = np.array([[1.0, np.nan, 5.0], [3.0, np.nan, 5.0], [np.nan, np.nan, 5.0]])
+    norm = TargetNorm.fit_features(f)
+    np.testing.assert_allclose(norm.mean, [2.0, 0.0, 5.0])
+    np.testing.assert_allclose(norm.sd, [1.0, 1.0, 1.0])  # SD 0 -> 1, undefined -> 1
+    z = norm.apply(f)
+    np.testing.assert_allclose(z[:2, 0], [-1.0, 1.0])
+    assert np.isnan(z[:, 1]).all()

@@ -7,6 +7,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from musclestate.errors import DatasetError
 from musclestate.models.networks import build_network
 from musclestate.training.config import TrainConfig
 from musclestate.training.data import Cohort, ExampleSet, RecordingData
@@ -42,16 +43,21 @@ def _predict(cfg: TrainConfig, fit, examples: ExampleSet) -> tuple[np.ndarray, n
     return predict_examples(net, examples, fit.norm, fit.sd_scale, cfg)
 
 
-def test_cnn_learns_states_of_unseen_participants(synthetic_recordings, tmp_path) -> None:
+@pytest.mark.parametrize("aux_weight", [0.0, 0.5])
+def test_cnn_learns_states_of_unseen_participants(
+    synthetic_recordings, tmp_path, aux_weight: float
+) -> None:
     c = _cohort(synthetic_recordings(participants=6, recordings=2, frames=100))
-    cfg = TrainConfig(image_size=(32, 32), epochs=8, batch_size=32,
+    cfg = TrainConfig(image_size=(32, 32), epochs=8, batch_size=32, aux_weight=aux_weight,
                       network_params={"widths": [16, 32, 64]})  # fmt: skip
     tr = ExampleSet.from_cohort(c.subset(["P01", "P02", "P03", "P04"]))
     va = ExampleSet.from_cohort(c.subset(["P05"]))
     te = ExampleSet.from_cohort(c.subset(["P06"]))
     fit = fit_estimator(tr, va, cfg, tmp_path / "w")
-    mean, sd = _predict(cfg, fit, te)
+    mean, sd = _predict(cfg, fit, te)  # auxiliary outputs, if any, are cut from the weights
     assert (tmp_path / "w" / "checkpoints" / "last.ckpt").is_file()
+    logged = (tmp_path / "w" / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert ("train_aux_mse" in logged) == (aux_weight > 0)
     assert 0 <= fit.best_epoch < fit.epochs_run <= cfg.epochs
     train_mean = np.nanmean(tr.targets, axis=0)
     for j, name in enumerate(UNITS):
@@ -96,3 +102,13 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(
     # only through its own training: it ends at the same result too
     again = fit_estimator(tr, va, cfg, tmp_path / "cut")
     assert all(torch.equal(v, again.state_dict[k]) for k, v in full.state_dict.items())
+
+
+def test_auxiliary_targets_need_architecture_measures(synthetic_recordings, tmp_path) -> None:
+    recs = synthetic_recordings(participants=2, recordings=1, frames=40, size=24)
+    c = _cohort([{**r, "features": None} for r in recs])
+    cfg = TrainConfig(image_size=(24, 24), epochs=1, batch_size=16, aux_weight=1.0)
+    tr = ExampleSet.from_cohort(c.subset(["P01"]))
+    va = ExampleSet.from_cohort(c.subset(["P02"]))
+    with pytest.raises(DatasetError, match="aux_weight"):
+        fit_estimator(tr, va, cfg, tmp_path / "w")

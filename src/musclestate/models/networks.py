@@ -146,7 +146,11 @@ def check_network_name(name: str) -> None:
 
 
 def build_network(
-    name: str, in_channels: int, n_targets: int, params: dict[str, Any] | None = None
+    name: str,
+    in_channels: int,
+    n_targets: int,
+    params: dict[str, Any] | None = None,
+    n_extra: int = 0,
 ) -> nn.Module:
     """Build a registered network with a Gaussian head of ``2 * n_targets`` outputs.
 
@@ -155,14 +159,42 @@ def build_network(
         in_channels: input channels ``C`` of ``(N, C, h, w)`` images.
         n_targets: number of regression targets.
         params: builder keyword arguments (e.g. ``{"widths": [16, 32, 64]}``).
+        n_extra: further output columns after the Gaussian head (auxiliary training targets;
+            :func:`drop_extra_outputs` removes them from the trained weights).
 
     Raises:
         ConfigError: unknown name (the message lists the valid ones) or bad parameters.
     """
     check_network_name(name)
-    if in_channels < 1 or n_targets < 1:
-        raise ConfigError(f"in_channels and n_targets must be >= 1, got {in_channels}, {n_targets}")
+    if in_channels < 1 or n_targets < 1 or n_extra < 0:
+        raise ConfigError(
+            f"in_channels and n_targets must be >= 1 and n_extra >= 0, got {in_channels}, "
+            f"{n_targets}, {n_extra}"
+        )
     try:
-        return _REGISTRY[name](in_channels, 2 * n_targets, **(params or {}))
+        return _REGISTRY[name](in_channels, 2 * n_targets + n_extra, **(params or {}))
     except TypeError as exc:
         raise ConfigError(f"network {name!r}: bad parameters {params!r} ({exc})") from exc
+
+
+def drop_extra_outputs(
+    net: nn.Module, state: dict[str, torch.Tensor], n_keep: int
+) -> dict[str, torch.Tensor]:
+    """Weights of ``net`` with its output layer cut to the first ``n_keep`` outputs.
+
+    The output layer is the last ``nn.Linear`` of ``net`` in module order (the head of every
+    registered network). ``state`` is ``net.state_dict()`` (or a copy);
+    the result loads into the same network built with ``n_extra=0``.
+    """
+    head_name, head = None, None
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Linear):
+            head_name, head = name, module
+    if head is None or head.out_features < n_keep:
+        raise ConfigError(f"network has no linear output layer with >= {n_keep} outputs to cut")
+    out = dict(state)
+    for p in ("weight", "bias"):
+        key = f"{head_name}.{p}" if head_name else p
+        if key in out:
+            out[key] = out[key][:n_keep].clone()
+    return out

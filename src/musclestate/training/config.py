@@ -83,6 +83,14 @@ class TrainConfig:
             (e.g. ``"gpu"``, ``4``, ``2``, ``"ddp"``); ``strategy="auto"`` on one device.
         num_threads: torch intra-op threads on CPU (0 = leave torch's default).
         ridge_alphas: candidate ridge penalties of the feature baseline (chosen on validation).
+        aux_weight: weight of an auxiliary loss during training: the network also predicts the
+            ROI stage's architecture measures of each frame (thickness, aponeurosis and
+            fascicle angles, pennation, echo; normalised on the training participants), which
+            steers it towards the fascicle geometry that carries the muscle's state
+            (multi-task learning, Caruana 1997, "Multitask learning", Machine Learning
+            28:41-75). 0 turns it off; it needs the dataset's ``roi`` features. The auxiliary
+            outputs are dropped from the trained network, so bundles and inference do not
+            change.
     """
 
     network: str = "compact_resnet"
@@ -106,6 +114,7 @@ class TrainConfig:
     strategy: str = "auto"
     num_threads: int = 0
     ridge_alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+    aux_weight: float = 0.0
 
     def __post_init__(self) -> None:
         from musclestate.models.networks import check_network_name
@@ -144,6 +153,7 @@ class TrainConfig:
             len(self.ridge_alphas) > 0 and all(a > 0 for a in self.ridge_alphas),
             f"ridge_alphas must be positive numbers, got {self.ridge_alphas}",
         )
+        _check(self.aux_weight >= 0, f"aux_weight must be >= 0, got {self.aux_weight}")
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentConfig(**self.augment))
 

@@ -333,6 +333,18 @@ class TargetNorm:
         sd = np.where(sd > 1e-12, sd, 1.0)
         return cls(mean.astype(np.float64), sd.astype(np.float64))
 
+    @classmethod
+    def fit_features(cls, features: np.ndarray) -> TargetNorm:
+        """Fit on ``(M, F)`` training architecture measures; a measure never defined on the
+        training frames gets mean 0 and SD 1 (its values then stay NaN and are masked)."""
+        f = np.asarray(features, dtype=np.float64)
+        defined = ~np.isnan(f).all(axis=0)
+        with np.errstate(invalid="ignore"):
+            mean = np.where(defined, np.nanmean(np.where(defined, f, 0.0), axis=0), 0.0)
+            sd = np.where(defined, np.nanstd(np.where(defined, f, 0.0), axis=0), 1.0)
+        sd = np.where(sd > 1e-12, sd, 1.0)
+        return cls(mean.astype(np.float64), sd.astype(np.float64))
+
     def apply(self, y: np.ndarray) -> np.ndarray:
         return (y - self.mean) / self.sd
 
@@ -370,7 +382,9 @@ class FrameDataset(Dataset):
     :class:`ChunkSampler`, used as a DataLoader's ``sampler`` with ``batch_size=None``), so the
     images of a batch are gathered in one vectorised step. With ``augment`` set, the augmentation
     of an example is drawn from ``default_rng([seed, epoch, index])``. ``y`` holds the targets
-    normalised by ``norm``; unknown targets (NaN) come back as 0 with ``mask`` False.
+    normalised by ``norm``; unknown targets (NaN) come back as 0 with ``mask`` False. With
+    ``aux_norm`` the batch also carries the examples' architecture measures normalised by it,
+    ``(y_aux (B, F), mask_aux)``, as auxiliary targets.
     """
 
     def __init__(
@@ -379,13 +393,20 @@ class FrameDataset(Dataset):
         norm: TargetNorm,
         augment: AugmentConfig | None = None,
         seed: int = 0,
+        aux_norm: TargetNorm | None = None,
     ) -> None:
         self.examples = examples
         self.augment = augment if augment is not None and augment.active else None
         self.seed = int(seed)
-        z = norm.apply(examples.targets)
-        self.mask = ~np.isnan(z)
-        self.z = np.where(self.mask, z, 0.0).astype(np.float32)
+        self.z, self.mask = _masked(norm.apply(examples.targets))
+        self.aux: tuple[np.ndarray, np.ndarray] | None = None
+        if aux_norm is not None:
+            if examples.features is None:
+                raise DatasetError(
+                    "auxiliary targets need the ROI stage's architecture measures, and these "
+                    "examples have none; run `musclestate roi apply` or set aux_weight 0"
+                )
+            self.aux = _masked(aux_norm.apply(examples.features.astype(np.float64)))
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -397,11 +418,20 @@ class FrameDataset(Dataset):
             for j, (i, epoch) in enumerate(keys):
                 rng = np.random.default_rng([self.seed, int(epoch), int(i)])
                 x[j] = augment_image(x[j], rng, self.augment)
-        return (
+        batch = (
             torch.from_numpy(x),
             torch.from_numpy(self.z[rows]),
             torch.from_numpy(self.mask[rows]),
         )
+        if self.aux is not None:
+            batch += (torch.from_numpy(self.aux[0][rows]), torch.from_numpy(self.aux[1][rows]))
+        return batch
+
+
+def _masked(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(z with NaN -> 0 as float32, mask of known values)``."""
+    mask = ~np.isnan(z)
+    return np.where(mask, z, 0.0).astype(np.float32), mask
 
 
 class ChunkSampler(Sampler[list[tuple[int, int]]]):

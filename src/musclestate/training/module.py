@@ -25,7 +25,8 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from musclestate.models.networks import build_network
+from musclestate.errors import DatasetError
+from musclestate.models.networks import build_network, drop_extra_outputs
 from musclestate.training.config import TrainConfig
 from musclestate.training.data import (
     ChunkSampler,
@@ -60,40 +61,51 @@ class EstimatorModule(L.LightningModule):
     Args:
         config: the training configuration (network, lr, epochs, ...).
         n_targets: number of targets (the network outputs ``2 * n_targets``).
+        n_aux: auxiliary outputs after the Gaussian head (architecture measures, trained with
+            weight ``config.aux_weight``; 0 = none).
     """
 
-    def __init__(self, config: TrainConfig, n_targets: int) -> None:
+    def __init__(self, config: TrainConfig, n_targets: int, n_aux: int = 0) -> None:
         super().__init__()
         self.config = config
         self.n_targets = n_targets
+        self.n_aux = n_aux
         self.net = build_network(
-            config.network, config.in_channels, n_targets, config.network_params
+            config.network, config.in_channels, n_targets, config.network_params, n_aux
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(N, C, h, w)`` in 0..1 -> normalised means and log-variances, each ``(N, T)``."""
-        out = self.net(x)
-        mu, logvar = out[:, : self.n_targets], out[:, self.n_targets :]
-        return mu, logvar.clamp(*LOGVAR_RANGE)
+        mu, logvar, _ = self._outputs(x)
+        return mu, logvar
 
-    def _losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y, mask = batch
-        mu, logvar = self(x)
+    def _outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.net(x)
+        t = self.n_targets
+        return out[:, :t], out[:, t : 2 * t].clamp(*LOGVAR_RANGE), out[:, 2 * t :]
+
+    def _losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """``(mse, nll, aux_mse)`` of a batch ``(x, y, mask[, y_aux, mask_aux])``."""
+        x, y, mask = batch[:3]
+        mu, logvar, aux = self._outputs(x)
+        mse, n = _masked_mse(mu, y, mask)
         m = mask.to(mu.dtype)
-        n = m.sum().clamp_min(1.0)
-        mse = (((mu - y) ** 2) * m).sum() / n
         nll = (0.5 * (logvar + (y - mu.detach()) ** 2 * torch.exp(-logvar)) * m).sum() / n
-        return mse, nll
+        aux_mse = _masked_mse(aux, *batch[3:5])[0] if len(batch) == 5 else mu.new_zeros(())
+        return mse, nll, aux_mse
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        mse, nll = self._losses(batch)
+        mse, nll, aux_mse = self._losses(batch)
         loss = mse + nll
         self.log("train_mse", mse, on_step=False, on_epoch=True, sync_dist=True)
         self.log("train_nll", nll, on_step=False, on_epoch=True, sync_dist=True)
+        if self.n_aux:
+            loss = loss + self.config.aux_weight * aux_mse
+            self.log("train_aux_mse", aux_mse, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        mse, nll = self._losses(batch)
+        mse, nll, _ = self._losses(batch)
         bs = int(batch[0].shape[0])
         self.log("val_mse", mse, on_epoch=True, sync_dist=True, batch_size=bs)
         self.log("val_nll", nll, on_epoch=True, sync_dist=True, batch_size=bs)
@@ -105,6 +117,15 @@ class EstimatorModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
 
+def _masked_mse(
+    pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean squared error over the known entries, and their count (at least 1)."""
+    m = mask.to(pred.dtype)
+    n = m.sum().clamp_min(1.0)
+    return (((pred - y) ** 2) * m).sum() / n, n
+
+
 class EstimatorData(L.LightningDataModule):
     """Serves the training and validation participants' examples to a Trainer.
 
@@ -113,10 +134,15 @@ class EstimatorData(L.LightningDataModule):
     """
 
     def __init__(
-        self, train: ExampleSet, val: ExampleSet, norm: TargetNorm, config: TrainConfig
+        self,
+        train: ExampleSet,
+        val: ExampleSet,
+        norm: TargetNorm,
+        config: TrainConfig,
+        aux_norm: TargetNorm | None = None,
     ) -> None:
         super().__init__()
-        self.train_set = FrameDataset(train, norm, config.augment, config.seed)
+        self.train_set = FrameDataset(train, norm, config.augment, config.seed, aux_norm)
         self.val_set = FrameDataset(val, norm)
         self.config = config
 
@@ -203,9 +229,18 @@ def fit_estimator(
         torch.set_num_threads(config.num_threads)
 
     norm = TargetNorm.fit(train.targets)
+    aux_norm = None
+    if config.aux_weight > 0:
+        if train.features is None:
+            raise DatasetError(
+                "aux_weight > 0 needs the ROI stage's architecture measures, and the dataset "
+                "has none; run `musclestate roi apply` or set aux_weight 0"
+            )
+        aux_norm = TargetNorm.fit_features(train.features)
+    n_aux = 0 if aux_norm is None else len(aux_norm.mean)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = EstimatorModule(config, len(train.target_names))
-    data = EstimatorData(train, val, norm, config)
+    module = EstimatorModule(config, len(train.target_names), n_aux)
+    data = EstimatorData(train, val, norm, config, aux_norm)
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best-{epoch:03d}",
@@ -250,6 +285,8 @@ def fit_estimator(
     module.load_state_dict(ckpt["state_dict"])
     module.eval()
     net_state = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
+    if n_aux:
+        net_state = drop_extra_outputs(module.net, net_state, 2 * len(norm.mean))
     val_z_mu, val_logvar = _predict_normalised(module.net, val, config, len(norm.mean))
     sd_scale = _calibrate_sd(norm.apply(val.targets), val_z_mu, val_logvar)
     return FitResult(
@@ -275,7 +312,8 @@ def _predict_normalised(
             x = torch.from_numpy(examples.inputs(rows).astype(np.float32) / np.float32(255.0))
             out = net(x)
             mus.append(out[:, :n_targets].numpy().astype(np.float64))
-            lvs.append(out[:, n_targets:].clamp(*LOGVAR_RANGE).numpy().astype(np.float64))
+            logvar = out[:, n_targets : 2 * n_targets].clamp(*LOGVAR_RANGE)
+            lvs.append(logvar.numpy().astype(np.float64))
     return np.concatenate(mus), np.concatenate(lvs)
 
 
