@@ -31,15 +31,17 @@ from musclestate.inference.roi_stage import phase_shift, shift_geometry
 SPACING = (0.3, 0.3)
 
 
-def band_frames(n: int = 40, h: int = 96, w: int = 128, seed: int = 0, dark=()) -> np.ndarray:
-    """Speckle-like noise with a superficial (row ~20) and deep (row ~60) bright line that bob
-    up and down by 3 px over 20 frames; frames in ``dark`` are black (no muscle)."""
+def band_frames(
+    n: int = 40, h: int = 96, w: int = 128, seed: int = 0, dark=(), deep: float = 60.0
+) -> np.ndarray:
+    """Speckle-like noise with a superficial (row ~20) and deep (row ~``deep``) bright line that
+    bob up and down by 3 px over 20 frames; frames in ``dark`` are black (no muscle)."""
     rng = np.random.default_rng(seed)
     frames = rng.integers(20, 120, size=(n, h, w)).astype(np.uint8)
     cols = np.arange(w)
     for t in range(n):
         off = 3 * np.sin(2 * np.pi * t / 20)
-        for line in (20 + off + 0.05 * cols, 60 + off + 0.1 * cols):
+        for line in (20 + off + 0.05 * cols, deep + off + 0.1 * cols):
             for dr in (-1, 0, 1):
                 frames[t, np.clip(np.rint(line + dr).astype(int), 0, h - 1), cols] = 230
     for t in dark:
@@ -371,6 +373,41 @@ def test_input_unlike_training_data_warns_with_figures_and_still_runs(
     assert "96 x 128 px, the training data 100 x 128 px" in caplog.text
     side = json.loads((tmp_path / "c.csv.json").read_text())
     assert len(side["warnings"]) == 2
+
+
+def test_card_with_feature_novelty_flags_a_thicker_muscle_only(
+    tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    from musclestate.inference.predictor import FeatureNovelty
+
+    def measures(pred, frames: np.ndarray) -> dict[str, np.ndarray]:
+        src = ArraySource(frames, np.arange(len(frames)) / 25.0, pixel_spacing_mm=SPACING)
+        return pred.run(src).estimates.features
+
+    # the rule fitted on the measures of 4 "participants" (clips), as training writes it
+    plain = load_predictor(bundle, config=PredictorConfig(roi_every=1, backend="torch"))
+    clips = [measures(plain, band_frames(40, seed=s)) for s in range(4)]
+    names = tuple(clips[0])
+    x = np.concatenate([np.stack([c[k] for k in names], axis=1) for c in clips])
+    nov = FeatureNovelty.fit(x, names, groups=np.repeat(np.arange(4), 40))
+    assert nov is not None and nov.names == names
+    train = {
+        "target_range": {"ankle_angle": [-1e3, 1e3], "mg_activation": [-1e3, 1e3]},
+        "feature_range": {"mg_thickness_mm": [1.0, 5.0]},  # ignored: the novelty entry rules
+        "feature_novelty": nov.to_dict(),
+    }
+    pred = load_predictor(
+        make_bundle(tmp_path / "b", training=train),
+        config=PredictorConfig(roi_every=1, backend="torch"),
+    )
+    assert pred.info["out_of_range_rule"].startswith(
+        "architecture measures: Mahalanobis distance of 7 measures from the training frames > "
+    )
+    src = ArraySource(band_frames(40, seed=5), np.arange(40) / 25.0, pixel_spacing_mm=SPACING)
+    assert pred.run(src).estimates.out_of_range.mean() <= 0.05
+    thick = band_frames(40, seed=6, deep=75.0)  # MG about 1.35 x as thick
+    src = ArraySource(thick, np.arange(40) / 25.0, pixel_spacing_mm=SPACING)
+    assert pred.run(src).estimates.out_of_range.all()
 
 
 def test_predict_on_a_dataset_writes_one_table_per_recording(

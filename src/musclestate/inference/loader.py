@@ -15,8 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from musclestate.errors import BundleError
-from musclestate.inference.predictor import Predictor, PredictorConfig, TrainingRange
+from musclestate.errors import BundleError, ConfigError
+from musclestate.inference.predictor import (
+    FeatureNovelty,
+    Predictor,
+    PredictorConfig,
+    TrainingRange,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +47,13 @@ def training_range(card: Mapping[str, Any]) -> tuple[TrainingRange, str]:
     """Ranges for the ``out_of_range`` flag, and a sentence saying how they were set.
 
     Targets: the card's ``training.target_range`` (min, max over the training frames) where
-    present, else mean +- :data:`RANGE_SDS` training SDs. Architecture measures: the card's
-    ``training.feature_range`` where present.
+    present, else mean +- :data:`RANGE_SDS` training SDs. Architecture measures: jointly, by
+    their Mahalanobis distance from the training frames (:class:`FeatureNovelty`) where the card
+    records ``training.feature_novelty``; else, for cards written before it, each by
+    ``training.feature_range`` (min, max) where present.
+
+    Raises:
+        BundleError: a ``feature_novelty`` entry that is malformed.
     """
     tr = dict(card.get("training") or {})
     t_range = dict(tr.get("target_range") or {})
@@ -58,6 +68,20 @@ def training_range(card: Mapping[str, Any]) -> tuple[TrainingRange, str]:
             m, s = float(t["mean"]), float(t["sd"])
             ranges[t["name"]] = (m - RANGE_SDS * s, m + RANGE_SDS * s)
             rules.add(f"targets: training mean +- {RANGE_SDS:g} SD")
+    if tr.get("feature_novelty"):
+        try:
+            novelty = FeatureNovelty.from_dict(tr["feature_novelty"])
+        except ConfigError as exc:
+            raise BundleError(
+                f"card training.feature_novelty: {exc}; retrain the bundle, or remove the entry "
+                "to flag the architecture measures by their training min..max instead"
+            ) from None
+        rules.add(
+            f"architecture measures: Mahalanobis distance of {len(novelty.names)} measures from "
+            f"the training frames > {novelty.threshold:.3g} (the {100 * novelty.quantile:g} % "
+            f"quantile over {novelty.calibration})"
+        )
+        return TrainingRange(targets=ranges, novelty=novelty), "; ".join(sorted(rules))
     features = {
         k: (float(v[0]), float(v[1]))
         for k, v in dict(tr.get("feature_range") or {}).items()

@@ -137,17 +137,23 @@ def _fold_card_training(
         n: [float(np.nanmin(train_ex.targets[:, j])), float(np.nanmax(train_ex.targets[:, j]))]
         for j, n in enumerate(train_ex.target_names)
     }
-    f_ranges = {}
+    f_ranges, novelty = {}, None
     if train_ex.features is not None:
         with warnings.catch_warnings():  # an all-NaN feature column gives NaN, said as null
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanmin(train_ex.features, axis=0), np.nanmax(train_ex.features, axis=0)
         f_ranges = {n: [lo[j], hi[j]] for j, n in enumerate(cohort.feature_names)}
+        from musclestate.inference.predictor import FeatureNovelty
+
+        novelty = FeatureNovelty.fit(
+            train_ex.features, cohort.feature_names, groups=train_ex.participant
+        )
     return {
         "dataset": cohort.source,
         "pixel_spacing_mm": np.median(spacings, axis=0).tolist() if spacings else None,
         "target_range": ranges,
         "feature_range": f_ranges,
+        "feature_novelty": None if novelty is None else novelty.to_dict(),
         "participants": list(inner),
         "validation_participants": list(val),
         "n_recordings": len(recs),
