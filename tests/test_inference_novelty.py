@@ -10,7 +10,8 @@ import pytest
 
 from musclestate.errors import BundleError
 from musclestate.inference.loader import training_range
-from musclestate.inference.predictor import FeatureNovelty, TrainingRange
+from musclestate.inference.novelty import FeatureNovelty
+from musclestate.inference.predictor import TrainingRange
 from musclestate.roi.architecture import FEATURE_NAMES
 
 THICK, DEEP, FASC, PENN = (

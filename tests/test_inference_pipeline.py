@@ -378,7 +378,7 @@ def test_input_unlike_training_data_warns_with_figures_and_still_runs(
 def test_card_with_feature_novelty_flags_a_thicker_muscle_only(
     tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:
-    from musclestate.inference.predictor import FeatureNovelty
+    from musclestate.inference.novelty import FeatureNovelty
 
     def measures(pred, frames: np.ndarray) -> dict[str, np.ndarray]:
         src = ArraySource(frames, np.arange(len(frames)) / 25.0, pixel_spacing_mm=SPACING)

@@ -16,12 +16,8 @@ from typing import Any
 import numpy as np
 
 from musclestate.errors import BundleError, ConfigError
-from musclestate.inference.predictor import (
-    FeatureNovelty,
-    Predictor,
-    PredictorConfig,
-    TrainingRange,
-)
+from musclestate.inference.novelty import FeatureNovelty
+from musclestate.inference.predictor import Predictor, PredictorConfig, TrainingRange
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,19 @@ card.json (``format_version`` 1)::
                "context": 0, "image_size": [32, 64], "value_range": "uint8 / 255 -> 0..1"},
      "targets": [{"name": "ankle_angle", "unit": "deg", "mean": .., "sd": .., "sd_scale": ..}],
      "roi": {...dataset roi attrs...}, "training": {...}, "cv_metrics": {...} | null}
+
+``training`` records, besides the participants and frame counts, what the ``out_of_range`` flag
+of inference compares with (see :func:`musclestate.inference.loader.training_range`):
+
+- ``target_range``: target name -> ``[min, max]`` over the training frames, in its unit.
+- ``feature_range``: architecture measure name -> ``[min, max]`` over the training frames
+  (``null`` where never measured); the per-measure rule, used only when ``feature_novelty``
+  is absent (cards written before it).
+- ``feature_novelty``: the Mahalanobis rule on the architecture measures jointly
+  (:class:`~musclestate.inference.novelty.FeatureNovelty`): ``names``, training ``mean``,
+  shrunk ``covariance``, and ``threshold`` (the ``quantile`` of held-out participants', or
+  with under 3 participants the training frames', distances, as ``calibration`` says);
+  ``null`` when too few complete training frames.
 """
 
 from __future__ import annotations
