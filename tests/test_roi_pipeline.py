@@ -82,6 +82,19 @@ def test_config_validation_and_round_trip() -> None:
         process_frames(banded_frames([60.0]), None, ThresholdSegmenter())
 
 
+def test_roi_attrs_record_the_settings_and_the_package_version() -> None:
+    import dataclasses
+
+    from musclestate import __version__
+    from musclestate.roi.pipeline import roi_attrs
+
+    cfg = ROIConfig(every=3, max_gap=2)
+    attrs = json.loads(json.dumps(roi_attrs(cfg)))
+    assert attrs["musclestate_version"] == __version__
+    settings = {f.name for f in dataclasses.fields(ROIConfig)}
+    assert ROIConfig.from_dict({k: v for k, v in attrs.items() if k in settings}) == cfg
+
+
 @pytest.fixture(scope="module")
 def phantom_dataset(phantom_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from musclestate.dataset import import_manifest
@@ -98,6 +111,7 @@ def read_truth(path: Path) -> dict[str, np.ndarray]:
 def test_apply_roi_on_the_phantom_against_its_truth(
     phantom_cohort: Path, phantom_dataset: Path
 ) -> None:
+    import musclestate
     from musclestate.dataset import open_dataset
     from musclestate.roi import apply_roi
 
@@ -107,6 +121,7 @@ def test_apply_roi_on_the_phantom_against_its_truth(
     group = ds.derived("roi")
     assert group.attrs["feature_names"] == list(FEATURE_NAMES)
     assert group.attrs["every"] == 2 and group.attrs["patches"]["height"] == 64
+    assert group.attrs["musclestate_version"] == musclestate.__version__
     assert seen[-1][0] == seen[-1][1] == sum(r.n_frames for r in ds.recordings)
     pen_err, thick_err, found = [], [], []
     for info in ds.recordings:

@@ -148,3 +148,57 @@ def test_feature_normalisation_masks_measures_never_defined() -> None:
     z = norm.apply(f)
     np.testing.assert_allclose(z[:2, 0], [-1.0, 1.0])
     assert np.isnan(z[:, 1]).all()
+
+
+def _roi_dataset(path, version: str | None):
+    """One recording with a ``roi`` group whose attrs record ``version`` (None: not recorded)."""
+    from musclestate import __version__
+    from musclestate.dataset import recording_id, write_dataset, write_derived
+    from musclestate.records import Recording, RecordingMeta, Target
+    from musclestate.roi.pipeline import ROIConfig, roi_attrs
+
+    t = 6
+    rec = Recording(
+        frames=np.zeros((t, 8, 8), np.uint8),
+        t_s=np.arange(t) / 10.0,
+        pixel_spacing_mm=(0.2, 0.2),
+        meta=RecordingMeta(participant="P01", trial="track_01"),
+        targets={"ankle_angle": Target(np.linspace(0, 5, t), "deg")},
+    )
+    write_dataset(path, [rec])
+    attrs = roi_attrs(ROIConfig())
+    assert attrs["musclestate_version"] == __version__
+    if version is None:
+        del attrs["musclestate_version"]
+    else:
+        attrs["musclestate_version"] = version
+    per = {
+        recording_id("P01", "track_01"): {
+            "patches": np.zeros((t, 2, 8, 8), np.uint8),
+            "features": np.zeros((t, len(attrs["feature_names"])), np.float32),
+            "found": np.ones(t, bool),
+        }
+    }
+    write_derived(path, "roi", per, attrs)
+    return path
+
+
+def test_roi_group_from_another_version_is_loaded_with_a_warning(tmp_path, caplog) -> None:
+    from musclestate import __version__
+    from musclestate.training.data import load_cohort
+
+    cfg = TrainConfig(image_size=(8, 8))
+    caplog.set_level("WARNING", logger="musclestate.training.data")
+    load_cohort(_roi_dataset(tmp_path / "same", __version__), cfg)
+    assert "computed by musclestate" not in caplog.text
+    for name, version, said in (
+        ("old", "0.0.1", "0.0.1"),
+        ("none", None, "(version not recorded)"),
+    ):
+        caplog.clear()
+        path = _roi_dataset(tmp_path / name, version)
+        cohort = load_cohort(path, cfg)
+        assert len(cohort.recordings) == 1  # still loaded
+        assert f"computed by musclestate {said}" in caplog.text
+        assert f"this is {__version__}" in caplog.text
+        assert f"musclestate roi apply {path}" in caplog.text

@@ -255,7 +255,14 @@ def process_frames(
 
 
 def roi_attrs(config: ROIConfig, segmenter: Any = None) -> dict[str, Any]:
-    """JSON attrs of the ``roi`` group: settings, feature names and units, model provenance."""
+    """JSON attrs of the ``roi`` group: settings, feature names and units, model provenance.
+
+    ``musclestate_version`` is the package version that computed the patches and measures;
+    training warns when it differs from the running one (see
+    :func:`musclestate.training.data.load_cohort`).
+    """
+    from musclestate import __version__
+
     model: dict[str, Any] = {"path": config.model or "shipped"}
     if segmenter is not None:
         card = segmenter.card
@@ -268,6 +275,7 @@ def roi_attrs(config: ROIConfig, segmenter: Any = None) -> dict[str, Any]:
         )
     return {
         **config.to_dict(),
+        "musclestate_version": __version__,
         "segmenter": model,
         "feature_names": list(FEATURE_NAMES),
         "feature_units": dict(FEATURE_UNITS),
@@ -286,7 +294,8 @@ def apply_roi(
     Per recording: ``patches`` (T, 2, h, w) uint8, ``features`` (T, F) float32 (names in
     ``attrs["feature_names"]``), ``found`` (T,) bool, ``interpolated`` (T,) bool, and the
     geometry ``superficial_row`` / ``deep_row`` (T, W) float32 rows, ``superficial_cover`` /
-    ``deep_cover`` (T, W) bool. The attrs hold the resolved :class:`ROIConfig`.
+    ``deep_cover`` (T, W) bool. The attrs hold the resolved :class:`ROIConfig` and the package
+    version (:func:`roi_attrs`).
 
     Args:
         dataset_path: a dataset folder (``musclestate import``).

@@ -175,10 +175,13 @@ def load_cohort(
     ``config.input == "patches"`` needs the derived group ``roi`` (``musclestate roi apply``):
     its ``patches`` ``(T, 2, h, w)`` uint8 and ``features`` ``(T, F)``. ``"frame"`` reads the
     frames themselves (and the ROI features too where the group exists, for the baseline).
+    A ``roi`` group computed by another musclestate version (or one that did not record its
+    version) is used with a warning: its patches and measures may differ from this version's.
 
     Raises:
         DatasetError: no recordings, missing ``roi`` group, unknown requested targets.
     """
+    from musclestate import __version__
     from musclestate.dataset import open_dataset
 
     ds = open_dataset(dataset_path)
@@ -191,6 +194,17 @@ def load_cohort(
         )
     roi = ds.derived("roi") if has_roi else None
     roi_attrs = dict(roi.attrs) if roi is not None else {}
+    roi_version = roi_attrs.get("musclestate_version")
+    if roi is not None and roi_version != __version__:
+        log.warning(
+            "%s: its ROI patches and architecture measures were computed by musclestate %s; "
+            "this is %s, which may compute them differently; run `musclestate roi apply %s` "
+            "(with the options it was run with) to recompute them",
+            dataset_path,
+            roi_version or "(version not recorded)",
+            __version__,
+            dataset_path,
+        )
     feature_names = tuple(str(n) for n in roi_attrs.get("feature_names", ())) if roi else ()
     units = choose_targets(dict(ds.target_units), config.targets)
     infos = list(ds.recordings)
