@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from musclestate.errors import ConfigError
-from musclestate.inference.novelty import FeatureNovelty  # also imported from here by training.cv
+from musclestate.inference.novelty import FeatureNovelty
 from musclestate.inference.outputs import Estimates
 from musclestate.inference.sources import Frame, FrameSource
 

@@ -143,7 +143,7 @@ def _fold_card_training(
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanmin(train_ex.features, axis=0), np.nanmax(train_ex.features, axis=0)
         f_ranges = {n: [lo[j], hi[j]] for j, n in enumerate(cohort.feature_names)}
-        from musclestate.inference.predictor import FeatureNovelty
+        from musclestate.inference.novelty import FeatureNovelty
 
         novelty = FeatureNovelty.fit(
             train_ex.features, cohort.feature_names, groups=train_ex.participant
