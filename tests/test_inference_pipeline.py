@@ -65,7 +65,11 @@ class BandSegmenter:
 
 
 def make_bundle(
-    out: Path, context: int = 0, training: dict | None = None, roi_model: str | None = "stub"
+    out: Path,
+    context: int = 0,
+    training: dict | None = None,
+    roi_model: str | None = "stub",
+    members: int = 1,
 ) -> Path:
     from musclestate.models.bundle import make_card, save_bundle
     from musclestate.models.networks import build_network
@@ -74,8 +78,9 @@ def make_bundle(
 
     torch.manual_seed(0)
     c = 2 * (2 * context + 1)
-    net = build_network("compact_resnet", c, 2, {"widths": [8, 16]})
+    net = build_network("compact_resnet", c, 2, {"widths": [8, 16]}, members=members)
     card = make_card(
+        members=members,
         network="compact_resnet",
         network_params={"widths": [8, 16]},
         in_channels=c,
@@ -214,6 +219,24 @@ def test_shift_geometry_moves_both_aponeuroses(bundle: Path, stub_segmenter: Ban
     moved = shift_geometry(g, 2.0, 0.0)
     np.testing.assert_allclose(moved.superficial_row, np.clip(g.superficial_row + 2, 0, 95))
     assert moved.source == "tracked" and moved.found
+
+
+def test_ensemble_bundle_loads_exports_and_spreads(tmp_path: Path) -> None:
+    from musclestate.models.bundle import load_bundle
+
+    single, ens = make_bundle(tmp_path / "one"), make_bundle(tmp_path / "ens", members=3)
+    b = load_bundle(ens)
+    assert b.card["network"]["members"] == 3
+    res = export_onnx(ens, tmp_path / "ens.onnx")
+    assert res.max_abs_diff <= TOLERANCE[0]
+    patches = np.random.default_rng(6).integers(0, 256, size=(5, 2, 16, 32), dtype=np.uint8)
+    ref = b.predict(patches)
+    got = OnnxEstimator(b, res.path).predict(patches)
+    for k in b.target_names:
+        np.testing.assert_allclose(got[k][0], ref[k][0], atol=TOLERANCE[0], rtol=TOLERANCE[1])
+    # three differently initialised members disagree, so the spread exceeds the first alone's
+    first = load_bundle(single).predict(patches)  # same seed: the first member's weights
+    assert np.all(ref["ankle_angle"][1] > first["ankle_angle"][1])
 
 
 def test_onnx_export_agrees_with_pytorch(tmp_path: Path, bundle: Path) -> None:

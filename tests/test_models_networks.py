@@ -75,3 +75,30 @@ def test_cutting_more_outputs_than_the_head_has_is_refused() -> None:
     net = build_network("compact_resnet", 2, 1)
     with pytest.raises(ConfigError, match=">= 3 outputs"):
         drop_extra_outputs(net, net.state_dict(), 3)
+
+
+def test_ensemble_combines_members_as_a_gaussian_mixture() -> None:
+    torch.manual_seed(0)
+    ens = build_network("compact_resnet", 2, 3, {"widths": [8, 16]}, members=3).eval()
+    assert [k for k in ens.state_dict() if k.endswith("head.weight")] == [
+        f"members.{m}.head.weight" for m in range(3)
+    ]
+    x = torch.rand(4, 2, 24, 24)
+    with torch.no_grad():
+        outs = torch.stack([m(x) for m in ens.members])
+        mu_m, var_m = outs[..., :3], torch.exp(outs[..., 3:])
+        mu = mu_m.mean(0)
+        var = var_m.mean(0) + ((mu_m - mu) ** 2).mean(0)
+        got = ens(x)
+    assert got.shape == (4, 6)
+    torch.testing.assert_close(got[:, :3], mu)
+    torch.testing.assert_close(torch.exp(got[:, 3:]), var)
+    # the members' disagreement widens the spread beyond their average variance
+    assert (torch.exp(got[:, 3:]) > var_m.mean(0)).all()
+
+
+def test_ensemble_refuses_extra_outputs_and_zero_members() -> None:
+    with pytest.raises(ConfigError, match="members"):
+        build_network("compact_resnet", 2, 3, members=2, n_extra=4)
+    with pytest.raises(ConfigError, match="members"):
+        build_network("compact_resnet", 2, 3, members=0)

@@ -38,26 +38,34 @@ def _cohort(recs: list[dict]) -> Cohort:
 
 
 def _predict(cfg: TrainConfig, fit, examples: ExampleSet) -> tuple[np.ndarray, np.ndarray]:
-    net = build_network(cfg.network, cfg.in_channels, len(UNITS), cfg.network_params)
+    net = build_network(cfg.network, cfg.in_channels, len(UNITS), cfg.network_params,
+                        members=cfg.ensemble)  # fmt: skip
     net.load_state_dict(fit.state_dict)
     return predict_examples(net, examples, fit.norm, fit.sd_scale, cfg)
 
 
-@pytest.mark.parametrize("aux_weight", [0.0, 0.5])
+@pytest.mark.parametrize(
+    ("aux_weight", "ensemble", "stride"), [(0.0, 1, 1), (0.5, 1, 1), (0.0, 2, 2)]
+)
 def test_cnn_learns_states_of_unseen_participants(
-    synthetic_recordings, tmp_path, aux_weight: float
+    synthetic_recordings, tmp_path, aux_weight: float, ensemble: int, stride: int
 ) -> None:
     c = _cohort(synthetic_recordings(participants=6, recordings=2, frames=100))
     cfg = TrainConfig(image_size=(32, 32), epochs=8, batch_size=32, aux_weight=aux_weight,
+                      ensemble=ensemble, frame_stride=stride,
                       network_params={"widths": [16, 32, 64]})  # fmt: skip
     tr = ExampleSet.from_cohort(c.subset(["P01", "P02", "P03", "P04"]))
     va = ExampleSet.from_cohort(c.subset(["P05"]))
     te = ExampleSet.from_cohort(c.subset(["P06"]))
     fit = fit_estimator(tr, va, cfg, tmp_path / "w")
     mean, sd = _predict(cfg, fit, te)  # auxiliary outputs, if any, are cut from the weights
-    assert (tmp_path / "w" / "checkpoints" / "last.ckpt").is_file()
-    logged = (tmp_path / "w" / "logs" / "metrics.csv").read_text().splitlines()[0]
-    assert ("train_aux_mse" in logged) == (aux_weight > 0)
+    work = [tmp_path / "w"] if ensemble == 1 else [tmp_path / "w" / f"member_{m:02d}" for m in
+                                                  range(ensemble)]  # fmt: skip
+    for w in work:
+        assert (w / "checkpoints" / "last.ckpt").is_file()
+        logged = (w / "logs" / "metrics.csv").read_text().splitlines()[0]
+        assert ("train_aux_mse" in logged) == (aux_weight > 0)
+    assert len(fit.members) == ensemble
     assert 0 <= fit.best_epoch < fit.epochs_run <= cfg.epochs
     train_mean = np.nanmean(tr.targets, axis=0)
     for j, name in enumerate(UNITS):

@@ -8,7 +8,8 @@ everything else is JSON. :func:`load_bundle` refuses anything that is not exactl
 card.json (``format_version`` 1)::
 
     {"format": "musclestate-estimator", "format_version": 1, "package_version": "0.1.0",
-     "network": {"name": "compact_resnet", "params": {...}, "in_channels": 2, "n_targets": 4},
+     "network": {"name": "compact_resnet", "params": {...}, "in_channels": 2, "n_targets": 4,
+                 "members": 1},
      "input": {"kind": "patches", "channels": ["MG", "SOL"], "channels_per_frame": 2,
                "context": 0, "image_size": [32, 64], "value_range": "uint8 / 255 -> 0..1"},
      "targets": [{"name": "ankle_angle", "unit": "deg", "mean": .., "sd": .., "sd_scale": ..}],
@@ -43,6 +44,7 @@ from torch import nn
 
 from musclestate._atomic import atomic_dir
 from musclestate.errors import BundleError, ConfigError, InputError
+from musclestate.models.networks import LOGVAR_RANGE
 
 FORMAT = "musclestate-estimator"
 FORMAT_VERSION = 1
@@ -90,7 +92,7 @@ class DeployedEstimator(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(x)
         mu = out[:, : self.n_targets]
-        logvar = out[:, self.n_targets :].clamp(-12.0, 8.0)
+        logvar = out[:, self.n_targets : 2 * self.n_targets].clamp(*LOGVAR_RANGE)
         mean = mu * self.target_sd + self.target_mean
         sd = torch.exp(0.5 * logvar) * self.target_sd * self.sd_scale
         return mean, sd
@@ -216,8 +218,9 @@ def make_card(
     roi: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
     cv_metrics: Mapping[str, Any] | None = None,
+    members: int = 1,
 ) -> dict[str, Any]:
-    """Assemble a format-1 card (see the module docstring)."""
+    """Assemble a format-1 card (see the module docstring); ``members`` > 1 for an ensemble."""
     from musclestate import __version__
 
     channels = ["MG", "SOL"] if input_kind == "patches" else ["frame"]
@@ -231,6 +234,7 @@ def make_card(
                 "params": dict(network_params),
                 "in_channels": int(in_channels),
                 "n_targets": len(targets),
+                "members": int(members),
             },
             "input": {
                 "kind": input_kind,
@@ -292,6 +296,7 @@ def _module_from(
             int(net_card["in_channels"]),
             int(net_card["n_targets"]),
             dict(net_card.get("params") or {}),
+            members=int(net_card.get("members", 1)),
         )
         tg = card["targets"]
         mean = torch.tensor([float(t["mean"]) for t in tg])

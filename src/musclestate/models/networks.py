@@ -10,6 +10,11 @@ the log-variances of a Gaussian (heteroscedastic) head (Nix & Weigend 1994; Kend
   linear multi-target head; ~0.2 M parameters, chosen for CPU speed on 2 x 32 x 64 inputs.
 - ``monai_resnet18`` / ``monai_densenet121``: MONAI's 2-D ResNet-18 and DenseNet-121 for GPUs.
 
+Any of them can be built as a deep ensemble (``members > 1``, Lakshminarayanan, Pritzel &
+Blundell 2017, "Simple and scalable predictive uncertainty estimation using deep ensembles",
+NeurIPS): :class:`Ensemble` runs every member and returns the same two column blocks as one
+network, so bundles, export and inference need nothing else.
+
 The compact network is written here because no installed library offers a residual CNN this
 small with GroupNorm and a configurable width; the larger ones come from MONAI unchanged.
 """
@@ -23,6 +28,9 @@ import torch
 from torch import nn
 
 from musclestate.errors import ConfigError
+
+#: Range of the log-variance outputs used wherever they are turned into a variance.
+LOGVAR_RANGE = (-12.0, 8.0)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -108,6 +116,32 @@ class CompactResNet(nn.Module):
         return self.head(self.drop(y))
 
 
+class Ensemble(nn.Module):
+    """Members with Gaussian heads combined into one Gaussian per target.
+
+    Each member maps ``(N, C, h, w)`` to ``(N, 2T)`` (means, log-variances). The ensemble's
+    mean is the members' average and its variance the mixture's: mean of the members' variances
+    plus the variance of their means (Lakshminarayanan et al. 2017, eq. in section 2.4), so the
+    spread grows where the members disagree. Output ``(N, 2T)`` in the members' layout.
+    """
+
+    def __init__(self, members: Sequence[nn.Module], n_targets: int) -> None:
+        super().__init__()
+        if len(members) < 1:
+            raise ConfigError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.n_targets = int(n_targets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.n_targets
+        outs = torch.stack([m(x)[:, : 2 * t] for m in self.members])  # (M, N, 2T)
+        mu_m = outs[..., :t]
+        var_m = torch.exp(outs[..., t:].clamp(*LOGVAR_RANGE))
+        mu = mu_m.mean(0)
+        var = var_m.mean(0) + (mu_m - mu).pow(2).mean(0)
+        return torch.cat([mu, torch.log(var.clamp_min(1e-12))], dim=1)
+
+
 def _compact_resnet(in_channels: int, n_outputs: int, **params: Any) -> nn.Module:
     return CompactResNet(in_channels, n_outputs, **params)
 
@@ -151,6 +185,7 @@ def build_network(
     n_targets: int,
     params: dict[str, Any] | None = None,
     n_extra: int = 0,
+    members: int = 1,
 ) -> nn.Module:
     """Build a registered network with a Gaussian head of ``2 * n_targets`` outputs.
 
@@ -161,11 +196,20 @@ def build_network(
         params: builder keyword arguments (e.g. ``{"widths": [16, 32, 64]}``).
         n_extra: further output columns after the Gaussian head (auxiliary training targets;
             :func:`drop_extra_outputs` removes them from the trained weights).
+        members: ``> 1`` builds an :class:`Ensemble` of that many networks (state-dict keys
+            ``members.<m>.<key>``); only with ``n_extra == 0``.
 
     Raises:
         ConfigError: unknown name (the message lists the valid ones) or bad parameters.
     """
     check_network_name(name)
+    if members < 1 or (members > 1 and n_extra):
+        raise ConfigError(f"members must be >= 1 (and without extra outputs), got {members}")
+    if members > 1:
+        return Ensemble(
+            [build_network(name, in_channels, n_targets, params) for _ in range(members)],
+            n_targets,
+        )
     if in_channels < 1 or n_targets < 1 or n_extra < 0:
         raise ConfigError(
             f"in_channels and n_targets must be >= 1 and n_extra >= 0, got {in_channels}, "

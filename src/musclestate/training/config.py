@@ -83,6 +83,11 @@ class TrainConfig:
             (e.g. ``"gpu"``, ``4``, ``2``, ``"ddp"``); ``strategy="auto"`` on one device.
         num_threads: torch intra-op threads on CPU (0 = leave torch's default).
         ridge_alphas: candidate ridge penalties of the feature baseline (chosen on validation).
+        ensemble: networks trained per model (a deep ensemble, Lakshminarayanan, Pritzel &
+            Blundell 2017, NeurIPS): member ``m`` starts from seed ``seed + m`` and trains on the
+            frames ``f`` with ``f % frame_stride == m % frame_stride``, so with ``frame_stride``
+            members every training frame is used once. Estimates are the members' mean and the
+            spread includes their disagreement; training and inference cost grow with it.
         aux_weight: weight of an auxiliary loss during training: the network also predicts the
             ROI stage's architecture measures of each frame (thickness, aponeurosis and
             fascicle angles, pennation, echo; normalised on the training participants), which
@@ -114,6 +119,7 @@ class TrainConfig:
     strategy: str = "auto"
     num_threads: int = 0
     ridge_alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+    ensemble: int = 1
     aux_weight: float = 0.0
 
     def __post_init__(self) -> None:
@@ -153,6 +159,7 @@ class TrainConfig:
             len(self.ridge_alphas) > 0 and all(a > 0 for a in self.ridge_alphas),
             f"ridge_alphas must be positive numbers, got {self.ridge_alphas}",
         )
+        _check(1 <= self.ensemble <= 16, f"ensemble must be in 1..16, got {self.ensemble}")
         _check(self.aux_weight >= 0, f"aux_weight must be >= 0, got {self.aux_weight}")
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentConfig(**self.augment))

@@ -183,6 +183,7 @@ def _bundle_card(
         roi=cohort.roi_attrs,
         training=training | {"config": config.to_dict()},
         cv_metrics=cv_metrics,
+        members=config.ensemble,
     )
 
 
@@ -211,7 +212,8 @@ def run_fold(
     if set(train) & set(test):
         raise ConfigError(f"fold {index}: {sorted(set(train) & set(test))} on both sides")
     inner, val = _split(cohort, train, config, seed=config.seed + index)
-    tr = ExampleSet.from_cohort(cohort.subset(inner), config.context, config.frame_stride)
+    # every training frame (fit_estimator strides them per ensemble member)
+    tr = ExampleSet.from_cohort(cohort.subset(inner), config.context)
     va = ExampleSet.from_cohort(cohort.subset(val), config.context, config.frame_stride)
     te = ExampleSet.from_cohort(cohort.subset(test), config.context)  # every frame
     log.info(
@@ -232,7 +234,7 @@ def run_fold(
     from musclestate.models.networks import build_network
 
     net = build_network(config.network, config.in_channels, len(cohort.target_units),
-                        config.network_params)  # fmt: skip
+                        config.network_params, members=config.ensemble)  # fmt: skip
     net.load_state_dict(fit.state_dict)
     cnn = predict_examples(net, te, fit.norm, fit.sd_scale, config)
     mean_model = MeanPredictor.fit(np.concatenate([tr.targets, va.targets]))
@@ -258,9 +260,18 @@ def run_fold(
             "train": list(inner),
             "validation": list(val),
             "test": list(test),
-            "n_frames": {"train": len(tr), "validation": len(va), "test": len(te)},
+            "n_frames": {
+                "train": int(np.sum(tr.frame % config.frame_stride == 0)),  # per network
+                "train_available": len(tr),
+                "validation": len(va),
+                "test": len(te),
+            },
             "best_epoch": fit.best_epoch,
             "epochs_run": fit.epochs_run,
+            "members": [
+                {"best_epoch": b, "epochs_run": e, "val_mse_normalised": v}
+                for b, e, v in fit.members
+            ],
             "val_mse_normalised": fit.val_mse,
             "sd_scale": dict(zip(cohort.target_units, fit.sd_scale.tolist(), strict=True)),
             "ridge_alphas": ridge_alphas,
@@ -486,7 +497,7 @@ def train_bundle(
         }
     cohort = load_cohort(dataset_path, config, progress=progress)
     inner, val = _split(cohort, cohort.participants, config, seed=config.seed)
-    tr = ExampleSet.from_cohort(cohort.subset(inner), config.context, config.frame_stride)
+    tr = ExampleSet.from_cohort(cohort.subset(inner), config.context)  # strided per member
     va = ExampleSet.from_cohort(cohort.subset(val), config.context, config.frame_stride)
     work = out.parent / f".{out.name}.work"
     fit = fit_estimator(tr, va, config, work, resume=resume, progress=progress,

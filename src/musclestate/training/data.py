@@ -13,6 +13,7 @@ batches an uninterrupted single-process run sees.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -321,6 +322,20 @@ class ExampleSet:
             frame=np.concatenate(frame).astype(np.int64),
             t_s=np.concatenate(t),
             target_names=names,
+        )
+
+    def take(self, rows: np.ndarray) -> ExampleSet:
+        """The examples at ``rows`` (indices into this set); the images are shared."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return dataclasses.replace(
+            self,
+            neighbours=self.neighbours[rows],
+            targets=self.targets[rows],
+            features=None if self.features is None else self.features[rows],
+            recording=self.recording[rows],
+            participant=self.participant[rows],
+            frame=self.frame[rows],
+            t_s=self.t_s[rows],
         )
 
     def inputs(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:

@@ -26,7 +26,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from musclestate.errors import DatasetError
-from musclestate.models.networks import build_network, drop_extra_outputs
+from musclestate.models.networks import LOGVAR_RANGE, build_network, drop_extra_outputs
 from musclestate.training.config import TrainConfig
 from musclestate.training.data import (
     ChunkSampler,
@@ -50,9 +50,6 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Lightning's own use of a deprecated torch pytree API, printed once per Trainer.
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-
-
-LOGVAR_RANGE = (-12.0, 8.0)
 
 
 class EstimatorModule(L.LightningModule):
@@ -176,13 +173,18 @@ class FitResult:
     """A trained estimator: best network weights plus what is needed to use them.
 
     Attributes:
-        state_dict: the network's weights at the best validation epoch (CPU tensors).
+        state_dict: the network's weights at the best validation epoch (CPU tensors); for an
+            ensemble (``config.ensemble > 1``) those of the
+            :class:`~musclestate.models.networks.Ensemble` of every member's best weights.
         norm: target normalisation fitted on the training participants.
         sd_scale: ``(n_targets,)`` factor on the predicted SD, fitted on validation participants.
-        best_epoch: 0-based epoch of the chosen checkpoint.
-        epochs_run: epochs trained (early stopping may end before ``config.epochs``).
-        val_mse: validation MSE (normalised units) of the chosen checkpoint.
+        best_epoch: 0-based epoch of the chosen checkpoint (the latest over the members).
+        epochs_run: epochs trained (early stopping may end before ``config.epochs``; the most
+            over the members).
+        val_mse: validation MSE (normalised units) of the chosen checkpoint (the ensemble's
+            combined estimate for an ensemble).
         is_global_zero: False in the non-zero processes of a DDP run (they should not write).
+        members: ``(best_epoch, epochs_run, val_mse)`` of every member.
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -192,6 +194,7 @@ class FitResult:
     epochs_run: int
     val_mse: float
     is_global_zero: bool = True
+    members: tuple[tuple[int, int, float], ...] = ()
 
 
 def fit_estimator(
@@ -207,16 +210,76 @@ def fit_estimator(
 ) -> FitResult:
     """Train one estimator on ``train``, choosing the epoch on ``val`` (other participants).
 
-    Checkpoints go to ``workdir/checkpoints`` every epoch (``last.ckpt``) plus the best one;
-    ``resume=True`` continues from ``last.ckpt`` when it exists and ends exactly where an
-    uninterrupted run would (stateless seeded order and augmentation, deterministic kernels).
-    Without ``resume`` an old ``workdir`` is cleared first. Distributed settings of ``config``
-    (``devices``, ``num_nodes``, ``strategy``) go to the Trainer unchanged.
+    ``train`` holds every training frame: the estimator (each member of an ensemble, see
+    :attr:`TrainConfig.ensemble`) trains on every ``config.frame_stride``-th of them; ``val``
+    is used as given. Targets are normalised with statistics of all of ``train``.
+
+    Checkpoints go to ``workdir/checkpoints`` (``workdir/member_XX/checkpoints`` per member of
+    an ensemble) every epoch (``last.ckpt``) plus the best one; ``resume=True`` continues from
+    ``last.ckpt`` when it exists and ends exactly where an uninterrupted run would (stateless
+    seeded order and augmentation, deterministic kernels). Without ``resume`` an old
+    ``workdir`` is cleared first. Distributed settings of ``config`` (``devices``,
+    ``num_nodes``, ``strategy``) go to the Trainer unchanged.
 
     Raises:
         DatasetError: too few training examples for one batch, or a target without values.
     """
     workdir = Path(workdir)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    norm = TargetNorm.fit(train.targets)
+    n_targets = len(norm.mean)
+    stride = config.frame_stride
+    fits = []
+    for m in range(config.ensemble):
+        rows = np.flatnonzero(train.frame % stride == m % stride)
+        mdir = workdir if config.ensemble == 1 else workdir / f"member_{m:02d}"
+        member = _fit_member(
+            train.take(rows), val, config.replace(seed=config.seed + m), norm, mdir,
+            resume=resume, progress=_member_progress(progress, m, config.ensemble),
+            description=description, callbacks=callbacks,
+        )  # fmt: skip
+        fits.append(member)
+    if config.ensemble == 1:
+        return fits[0]
+    state = {f"members.{m}.{k}": v for m, fit in enumerate(fits) for k, v in fit.state_dict.items()}
+    net = build_network(config.network, config.in_channels, n_targets, config.network_params,
+                        members=config.ensemble)  # fmt: skip
+    net.load_state_dict(state)
+    z_mu, logvar = _predict_normalised(net, val, config, n_targets)
+    z_val = norm.apply(val.targets)
+    return FitResult(
+        state_dict=state,
+        norm=norm,
+        sd_scale=_calibrate_sd(z_val, z_mu, logvar),
+        best_epoch=max(f.best_epoch for f in fits),
+        epochs_run=max(f.epochs_run for f in fits),
+        val_mse=float(np.nanmean((z_val - z_mu) ** 2)),
+        is_global_zero=all(f.is_global_zero for f in fits),
+        members=tuple(m for f in fits for m in f.members),
+    )
+
+
+def _member_progress(progress: ProgressFn | None, m: int, members: int) -> ProgressFn | None:
+    """Member ``m``'s epochs reported as part of all members' epochs (one bar per model)."""
+    if progress is None or members == 1:
+        return progress
+    return lambda d, done, total: progress(d, m * total + done, members * total)
+
+
+def _fit_member(
+    train: ExampleSet,
+    val: ExampleSet,
+    config: TrainConfig,
+    norm: TargetNorm,
+    workdir: Path,
+    *,
+    resume: bool,
+    progress: ProgressFn | None,
+    description: str,
+    callbacks: list[Callback] | None,
+) -> FitResult:
+    """Train one network (see :func:`fit_estimator`) on exactly the given examples."""
     ckpt_dir = workdir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     if not resume and workdir.exists():
@@ -225,10 +288,7 @@ def fit_estimator(
     ckpt_path = str(last) if resume and last.exists() else None
     if resume and ckpt_path is None:
         log.info("no checkpoint in %s: training from the start", ckpt_dir)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
 
-    norm = TargetNorm.fit(train.targets)
     aux_norm = None
     if config.aux_weight > 0:
         if train.features is None:
@@ -297,6 +357,9 @@ def fit_estimator(
         epochs_run=int(trainer.current_epoch),
         val_mse=float(checkpoint.best_model_score),
         is_global_zero=bool(trainer.is_global_zero),
+        members=(
+            (int(ckpt["epoch"]), int(trainer.current_epoch), float(checkpoint.best_model_score)),
+        ),
     )
 
 
