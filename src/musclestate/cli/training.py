@@ -108,6 +108,10 @@ _Targets = Annotated[
     list[str] | None, typer.Option("--target", help="Target to train on (repeat); default all.")
 ]
 _Stride = Annotated[int | None, typer.Option(help="Train on every k-th frame (test: all).")]
+_Ensemble = Annotated[
+    int | None,
+    typer.Option(help="Networks per model (deep ensemble; member m trains on frames offset m)."),
+]
 _Epochs = Annotated[int | None, typer.Option(help="Maximum epochs (default 30).")]
 _Patience = Annotated[int | None, typer.Option(help="Early-stopping patience (default 6).")]
 _Batch = Annotated[int | None, typer.Option(help="Global batch size (default 64).")]
@@ -137,6 +141,7 @@ def train_cmd(
     context: _Context = None,
     target: _Targets = None,
     frame_stride: _Stride = None,
+    ensemble: _Ensemble = None,
     epochs: _Epochs = None,
     patience: _Patience = None,
     batch_size: _Batch = None,
@@ -156,7 +161,8 @@ def train_cmd(
 
     cfg = _train_config(
         config, network=network, input=input, image_size=image_size, context=context,
-        target=target, frame_stride=frame_stride, epochs=epochs, patience=patience,
+        target=target, frame_stride=frame_stride, ensemble=ensemble, epochs=epochs,
+        patience=patience,
         batch_size=batch_size, lr=lr, val_participants=val_participants, seed=seed,
         accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
         threads=threads,
@@ -195,6 +201,7 @@ def cv_cmd(
     context: _Context = None,
     target: _Targets = None,
     frame_stride: _Stride = None,
+    ensemble: _Ensemble = None,
     epochs: _Epochs = None,
     patience: _Patience = None,
     batch_size: _Batch = None,
@@ -228,7 +235,8 @@ def cv_cmd(
         raise ConfigError("missing --out RUN (the run folder to write)")
     cfg = _train_config(
         config, network=network, input=input, image_size=image_size, context=context,
-        target=target, frame_stride=frame_stride, epochs=epochs, patience=patience,
+        target=target, frame_stride=frame_stride, ensemble=ensemble, epochs=epochs,
+        patience=patience,
         batch_size=batch_size, lr=lr, val_participants=val_participants, seed=seed,
         accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
         threads=threads,
