@@ -16,6 +16,32 @@ def print_error(message: object) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
 
 
+def progress_columns(label: str, *, percent: bool = False, detail: bool = True) -> tuple:
+    """The columns of every musclestate progress bar: label, bar, count (and percent), rate,
+    elapsed, time left (and the current item, dimmed). The rate comes from the task's
+    ``rate`` field, the item from its ``detail`` field."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *([TaskProgressColumn()] if percent else []),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        *([TextColumn("[dim]{task.fields[detail]}")] if detail else []),
+    )
+
+
 @contextlib.contextmanager
 def stage_bar(
     con: Console, label: str, *, unit: str, per_minute: bool = False
@@ -24,25 +50,9 @@ def stage_bar(
 
     Yields the ``progress(done, total, label)`` callback the stage functions take.
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
-    columns = (
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        TextColumn("[dim]{task.fields[detail]}"),
-    )
+    columns = progress_columns(label)
     with Progress(*columns, console=con) as bar:
         task = bar.add_task(label, total=None, rate="", detail="")
 

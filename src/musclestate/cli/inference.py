@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from musclestate.cli._common import err
+from musclestate.cli._common import err, progress_columns
 from musclestate.errors import MusclestateError
 
 _Backend = Annotated[
@@ -76,13 +76,7 @@ def predict_cmd(
     ] = True,
 ) -> None:
     """Estimate muscle state for every frame of a recording (or of many) and write a table."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
     from musclestate.inference import load_predictor
     from musclestate.inference.batch import SourceOptions, count_frames, plan_inputs, predict_job
@@ -93,15 +87,7 @@ def predict_cmd(
     jobs = plan_inputs(input, out, xlsx=xlsx, plot=plot, overlay=overlay)
     con = Console(stderr=True)
     total = count_frames(jobs, opts)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=con) as bar:
+    with Progress(*progress_columns("{task.description}", detail=False), console=con) as bar:
         task = bar.add_task(f"{len(jobs)} input(s)", total=total, rate="")
 
         def step(n: int) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from musclestate.cli._common import err
+from musclestate.cli._common import err, progress_columns
 
 roi_app = typer.Typer(
     help="Find the muscle: aponeurosis segmentation, geometry, MG/SOL patches.",
@@ -48,22 +48,9 @@ def roi_train(
 
 
 def _roi_progress(description: str) -> object:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
-    return Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=err,
-    )
+    return Progress(*progress_columns(description, detail=False), console=err)
 
 
 def _roi_spacing(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from musclestate.cli._common import parse_devices, rank_zero
+from musclestate.cli._common import parse_devices, progress_columns, rank_zero
 
 
 def _train_config(
@@ -50,23 +50,10 @@ def _train_config(
 
 def _epoch_progress(con: Console):
     """A rich progress bar with one row per fold, and the ``progress`` function that feeds it."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
     bar = Progress(
-        TextColumn("{task.description:<16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
+        *progress_columns("{task.description:<16}", detail=False),
         console=con,
         disable=not rank_zero(),
     )
@@ -322,15 +309,7 @@ def demo_cmd(
     """Simulate a phantom cohort, import it, find the muscle, cross-validate, write a report."""
     import dataclasses
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
     from musclestate.demo import STAGES, DemoConfig, load_demo_config, run_demo
     from musclestate.report import metrics_table
@@ -352,17 +331,7 @@ def demo_cmd(
         f"demo: {cfg.participants} phantom participants x {cfg.seconds:g} s at {cfg.fps:g} fps, "
         f"{cfg.size[0]}x{cfg.size[1]} px, {cfg.folds}-fold participant-wise CV -> {out}"
     )
-    columns = (
-        TextColumn("{task.description:<15}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        TextColumn("[dim]{task.fields[detail]}"),
-    )
+    columns = progress_columns("{task.description:<15}", percent=True)
     with Progress(*columns, console=con) as bar:
         tasks = {s: bar.add_task(s, total=None, start=False, rate="", detail="") for s in STAGES}
 
