@@ -56,8 +56,9 @@ def load_frames(n: int) -> tuple[np.ndarray, tuple[float, float]]:
     return np.ascontiguousarray(frames), spacing
 
 
-def default_bundle(out: Path) -> Path:
-    """A bundle with the default architecture and ROI settings, seeded random weights."""
+def default_bundle(out: Path, image_size: tuple[int, int] | None = None) -> Path:
+    """A bundle with the default architecture and ROI settings, seeded random weights
+    (``image_size`` overrides the network input size)."""
     import torch
 
     from musclestate.models.bundle import make_card, save_bundle
@@ -66,7 +67,7 @@ def default_bundle(out: Path) -> Path:
     from musclestate.roi.pipeline import ROIConfig, roi_attrs
     from musclestate.training.config import TrainConfig
 
-    cfg = TrainConfig()
+    cfg = TrainConfig() if image_size is None else TrainConfig(image_size=image_size)
     torch.manual_seed(0)
     n_t = len(TARGET_UNITS)
     net = build_network(cfg.network, cfg.in_channels, n_t, cfg.network_params)
@@ -101,6 +102,13 @@ def main() -> None:
     ap.add_argument("--live-seconds", type=float, default=10.0, help="length of the live replay")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for torch / ORT")
     ap.add_argument("--segmenter", default=None, help="segmenter weights [default: shipped]")
+    ap.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=None,
+        help="estimator input H W [default: TrainConfig's]",
+    )
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     import torch
@@ -126,7 +134,7 @@ def main() -> None:
         f"{spacing[0]:.3f} x {spacing[1]:.3f} mm/px"
     )
     tmp = Path(tempfile.mkdtemp(prefix="msbench-"))
-    bundle_dir = default_bundle(tmp / "bundle")
+    bundle_dir = default_bundle(tmp / "bundle", args.image_size)
     bundle = load_bundle(bundle_dir)
     seg = load_segmenter(args.segmenter)
 
@@ -151,9 +159,13 @@ def main() -> None:
                 f"  (ORT speed-up x{t / o:.2f})"
             )
 
-    print("\n== estimator (default compact_resnet, 2 x 48 x 48 input), ms per frame ==")
     rng = np.random.default_rng(0)
     ph, pw = PatchConfig().height, PatchConfig().width
+    h, w = bundle.card["input"]["image_size"]
+    print(
+        f"\n== estimator ({bundle.card['network']['name']}, {ph} x {pw} patches resized to "
+        f"2 x {h} x {w}), ms per frame =="
+    )
     oest = OnnxEstimator(bundle, threads=args.threads)
     est_ms = {}
     for bs in (1, 32):
