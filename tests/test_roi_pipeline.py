@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from musclestate.errors import ConfigError, InputError
+from musclestate.errors import ConfigError, DatasetError, InputError
 from musclestate.roi.architecture import FEATURE_NAMES
+from musclestate.roi.patches import PatchConfig
 from musclestate.roi.pipeline import ROIConfig, process_frames
 
 H, W = 96, 128
@@ -183,3 +184,27 @@ def test_roi_show_png_on_a_real_image_and_mp4_on_a_video(
     assert read_video(mp4).frames.shape[0] == 6
     bad = CliRunner().invoke(app, ["roi", "show", str(image), "--out", str(tmp_path / "o.gif")])
     assert bad.exit_code != 0
+
+
+def test_roi_apply_again_reuses_the_stored_settings(phantom_dataset: Path, tmp_path: Path) -> None:
+    from musclestate.cli import app
+    from musclestate.roi import apply_roi
+    from musclestate.roi.pipeline import stored_roi_config
+
+    cfg = ROIConfig(every=4, patches=PatchConfig(16, 32, mode="straightened"))
+    apply_roi(phantom_dataset, cfg)
+    assert stored_roi_config(phantom_dataset) == cfg
+    bad = CliRunner().invoke(app, ["roi", "apply", str(phantom_dataset), "--again", "--every", "2"])
+    assert isinstance(bad.exception, ConfigError) and "no other ROI options" in str(bad.exception)
+    res = CliRunner().invoke(app, ["roi", "apply", str(phantom_dataset), "--again"])
+    assert res.exit_code == 0, res.output
+    assert stored_roi_config(phantom_dataset) == cfg  # not the command line's defaults
+    with pytest.raises(DatasetError, match="no derived 'roi' group"):
+        stored_roi_config(_copy_without_roi(phantom_dataset, tmp_path / "bare"))
+
+
+def _copy_without_roi(dataset: Path, out: Path) -> Path:
+    import shutil
+
+    shutil.copytree(dataset, out, ignore=shutil.ignore_patterns("derived"))
+    return out

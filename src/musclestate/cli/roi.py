@@ -213,6 +213,14 @@ def roi_apply(
         Path | None,
         typer.Option(help="JSON {recording_id: {rect: [x,y,w,h]} | {polygon: [[x,y],...]}}."),
     ] = None,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Recompute with the settings stored in the dataset's 'roi' group "
+            "(e.g. after a musclestate update); takes no other settings.",
+        ),
+    ] = False,
 ) -> None:
     """Find the muscle in every frame of a dataset; write its derived group 'roi'."""
     import json
@@ -220,19 +228,27 @@ def roi_apply(
 
     from musclestate.roi.geometry import GeometryConfig
     from musclestate.roi.patches import ManualROI, PatchConfig
-    from musclestate.roi.pipeline import ROIConfig, apply_roi
+    from musclestate.roi.pipeline import ROIConfig, apply_roi, stored_roi_config
 
-    manual_rois = {}
-    if manual is not None:
-        raw = json.loads(manual.read_text(encoding="utf-8"))
-        manual_rois = {k: ManualROI.from_dict(v) for k, v in raw.items()}
-    cfg = ROIConfig(
-        model=None if model is None else str(model),
-        every=every,
-        geometry=GeometryConfig(sol_depth_mm=sol_depth_mm),
-        patches=PatchConfig(height=patch_size[0], width=patch_size[1]),
-        manual=manual_rois,
-    )
+    if again:
+        if (model, every, sol_depth_mm, tuple(patch_size), manual) != (None, 1, 20.0, (64, 128),
+                                                                        None):  # fmt: skip
+            from musclestate.errors import ConfigError
+
+            raise ConfigError("--again reuses the stored settings; give no other ROI options")
+        cfg = stored_roi_config(dataset)
+    else:
+        manual_rois = {}
+        if manual is not None:
+            raw = json.loads(manual.read_text(encoding="utf-8"))
+            manual_rois = {k: ManualROI.from_dict(v) for k, v in raw.items()}
+        cfg = ROIConfig(
+            model=None if model is None else str(model),
+            every=every,
+            geometry=GeometryConfig(sol_depth_mm=sol_depth_mm),
+            patches=PatchConfig(height=patch_size[0], width=patch_size[1]),
+            manual=manual_rois,
+        )
     t0 = time.perf_counter()
     with _roi_progress("roi") as bar:
         task = bar.add_task("roi", total=None, rate="")

@@ -315,7 +315,7 @@ def roi_config_from_card(card: Mapping[str, Any]) -> Any:
     The card's ``roi`` entry holds the dataset's ROI attrs; keys that are not settings (feature
     names, segmenter provenance) are left out.
     """
-    from musclestate.roi.pipeline import ROIConfig
+    from musclestate.roi.pipeline import roi_config_from_attrs
 
     roi = dict(card.get("roi") or {})
     if not roi:
@@ -323,8 +323,7 @@ def roi_config_from_card(card: Mapping[str, Any]) -> Any:
             "the bundle's card has no ROI settings (card['roi']); it was not trained on ROI "
             "patches, so musclestate cannot cut its input from frames"
         )
-    names = {f.name for f in dataclasses.fields(ROIConfig)}
-    return ROIConfig.from_dict({k: v for k, v in roi.items() if k in names})
+    return roi_config_from_attrs(roi)
 
 
 def chunk_bounds(n: int, chunk: int, context: int) -> Sequence[tuple[int, int, int, int]]:

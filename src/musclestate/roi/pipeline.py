@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from musclestate.errors import ConfigError, InputError
+from musclestate.errors import ConfigError, DatasetError, InputError
 from musclestate.roi.architecture import FEATURE_NAMES, FEATURE_UNITS, feature_vector, measure
 from musclestate.roi.geometry import (
     GeometryConfig,
@@ -252,6 +252,31 @@ def process_frames(
         if progress is not None and (t % 16 == 15 or t == n - 1):
             progress(n + t + 1, total)
     return ROIResult(patches, feats, found, interp, tuple(geoms))
+
+
+def roi_config_from_attrs(attrs: Mapping[str, Any]) -> ROIConfig:
+    """The :class:`ROIConfig` recorded in a ``roi`` group's attrs (see :func:`roi_attrs`); the
+    keys that are not settings (feature names, versions, segmenter provenance) are left out."""
+    names = {f.name for f in dataclasses.fields(ROIConfig)}
+    return ROIConfig.from_dict({k: v for k, v in attrs.items() if k in names})
+
+
+def stored_roi_config(dataset: str | Path) -> ROIConfig:
+    """The settings a dataset's ``roi`` group was computed with, to compute it again.
+
+    Raises:
+        DatasetError: the dataset has no ``roi`` group.
+    """
+    from musclestate.dataset import open_dataset
+
+    with open_dataset(dataset) as ds:
+        if not ds.has_derived("roi"):
+            raise DatasetError(
+                "has no derived 'roi' group to take settings from; run `musclestate roi apply` "
+                "with the settings you want",
+                dataset,
+            )
+        return roi_config_from_attrs(ds.derived("roi").attrs)
 
 
 def roi_attrs(config: ROIConfig, segmenter: Any = None) -> dict[str, Any]:

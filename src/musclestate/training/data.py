@@ -199,8 +199,8 @@ def load_cohort(
     if roi is not None and roi_version != __version__:
         log.warning(
             "%s: its ROI patches and architecture measures were computed by musclestate %s; "
-            "this is %s, which may compute them differently; run `musclestate roi apply %s` "
-            "(with the options it was run with) to recompute them",
+            "this is %s, which may compute them differently; run `musclestate roi apply %s "
+            "--again` to recompute them with the same settings",
             dataset_path,
             roi_version or "(version not recorded)",
             __version__,
