@@ -66,6 +66,7 @@ def test_cnn_learns_states_of_unseen_participants(
         logged = (w / "logs" / "metrics.csv").read_text().splitlines()[0]
         assert ("train_aux_mse" in logged) == (aux_weight > 0)
     assert len(fit.members) == ensemble
+    assert sum(m[3] for m in fit.members) == len(tr)  # stride == members: every frame once
     assert 0 <= fit.best_epoch < fit.epochs_run <= cfg.epochs
     train_mean = np.nanmean(tr.targets, axis=0)
     for j, name in enumerate(UNITS):

@@ -261,7 +261,7 @@ def run_fold(
             "validation": list(val),
             "test": list(test),
             "n_frames": {
-                "train": int(np.sum(tr.frame % config.frame_stride == 0)),  # per network
+                "train": fit.members[0][3],  # seen by each network (member 0)
                 "train_available": len(tr),
                 "validation": len(va),
                 "test": len(te),
@@ -269,8 +269,8 @@ def run_fold(
             "best_epoch": fit.best_epoch,
             "epochs_run": fit.epochs_run,
             "members": [
-                {"best_epoch": b, "epochs_run": e, "val_mse_normalised": v}
-                for b, e, v in fit.members
+                {"best_epoch": b, "epochs_run": e, "val_mse_normalised": v, "n_frames": n}
+                for b, e, v, n in fit.members
             ],
             "val_mse_normalised": fit.val_mse,
             "sd_scale": dict(zip(cohort.target_units, fit.sd_scale.tolist(), strict=True)),

@@ -184,7 +184,8 @@ class FitResult:
         val_mse: validation MSE (normalised units) of the chosen checkpoint (the ensemble's
             combined estimate for an ensemble).
         is_global_zero: False in the non-zero processes of a DDP run (they should not write).
-        members: ``(best_epoch, epochs_run, val_mse)`` of every member.
+        members: ``(best_epoch, epochs_run, val_mse, n_frames)`` of every member, ``n_frames``
+            being the training frames it saw.
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -194,7 +195,7 @@ class FitResult:
     epochs_run: int
     val_mse: float
     is_global_zero: bool = True
-    members: tuple[tuple[int, int, float], ...] = ()
+    members: tuple[tuple[int, int, float, int], ...] = ()
 
 
 def fit_estimator(
@@ -358,7 +359,12 @@ def _fit_member(
         val_mse=float(checkpoint.best_model_score),
         is_global_zero=bool(trainer.is_global_zero),
         members=(
-            (int(ckpt["epoch"]), int(trainer.current_epoch), float(checkpoint.best_model_score)),
+            (
+                int(ckpt["epoch"]),
+                int(trainer.current_epoch),
+                float(checkpoint.best_model_score),
+                len(train),
+            ),
         ),
     )
 
