@@ -202,6 +202,7 @@ def roi_show(
 
 @roi_app.command("apply")
 def roi_apply(
+    ctx: typer.Context,
     dataset: Annotated[Path, typer.Argument(help="Dataset folder (musclestate import).")],
     model: _RoiModel = None,
     every: Annotated[int, typer.Option(help="Segment every k-th frame, interpolate between.")] = 1,
@@ -231,11 +232,19 @@ def roi_apply(
     from musclestate.roi.pipeline import ROIConfig, apply_roi, stored_roi_config
 
     if again:
-        if (model, every, sol_depth_mm, tuple(patch_size), manual) != (None, 1, 20.0, (64, 128),
-                                                                        None):  # fmt: skip
+        # options the user typed, whatever their values (click's ParameterSource.DEFAULT
+        # marks the rest)
+        given = [
+            name
+            for name in ("model", "every", "sol_depth_mm", "patch_size", "manual")
+            if ctx.get_parameter_source(name).name != "DEFAULT"
+        ]
+        if given:
             from musclestate.errors import ConfigError
 
-            raise ConfigError("--again reuses the stored settings; give no other ROI options")
+            raise ConfigError(
+                f"--again reuses the stored settings; give no other ROI options (got {given})"
+            )
         cfg = stored_roi_config(dataset)
     else:
         manual_rois = {}
