@@ -48,6 +48,8 @@ def test_config_round_trip_and_strictness() -> None:
         TrainConfig(val_participants=0)
     with pytest.raises(ConfigError, match="aux_weight"):
         TrainConfig(aux_weight=-1.0)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
     assert TrainConfig(context=2).in_channels == 10
     assert TrainConfig(input="frame").in_channels == 1
 

@@ -45,14 +45,15 @@ def _predict(cfg: TrainConfig, fit, examples: ExampleSet) -> tuple[np.ndarray, n
 
 
 @pytest.mark.parametrize(
-    ("aux_weight", "ensemble", "stride"), [(0.0, 1, 1), (0.5, 1, 1), (0.0, 2, 2)]
+    ("aux_weight", "ensemble", "stride", "ema"),
+    [(0.0, 1, 1, 0.0), (0.5, 1, 1, 0.0), (0.0, 2, 2, 0.0), (0.0, 1, 1, 0.95)],
 )
 def test_cnn_learns_states_of_unseen_participants(
-    synthetic_recordings, tmp_path, aux_weight: float, ensemble: int, stride: int
+    synthetic_recordings, tmp_path, aux_weight: float, ensemble: int, stride: int, ema: float
 ) -> None:
     c = _cohort(synthetic_recordings(participants=6, recordings=2, frames=100))
     cfg = TrainConfig(image_size=(32, 32), epochs=8, batch_size=32, aux_weight=aux_weight,
-                      ensemble=ensemble, frame_stride=stride,
+                      ensemble=ensemble, frame_stride=stride, ema_decay=ema,
                       network_params={"widths": [16, 32, 64]})  # fmt: skip
     tr = ExampleSet.from_cohort(c.subset(["P01", "P02", "P03", "P04"]))
     va = ExampleSet.from_cohort(c.subset(["P05"]))
@@ -90,11 +91,12 @@ class _Crash(Callback):
             raise RuntimeError("simulated interruption")
 
 
+@pytest.mark.parametrize("ema", [0.0, 0.9])
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(
-    synthetic_recordings, tmp_path
+    synthetic_recordings, tmp_path, ema: float
 ) -> None:
     c = _cohort(synthetic_recordings(participants=3, recordings=1, frames=64, size=24))
-    cfg = TrainConfig(image_size=(24, 24), epochs=4, batch_size=16, patience=10,
+    cfg = TrainConfig(image_size=(24, 24), epochs=4, batch_size=16, patience=10, ema_decay=ema,
                       network_params={"widths": [8, 16]})  # fmt: skip
     tr = ExampleSet.from_cohort(c.subset(["P01", "P02"]))
     va = ExampleSet.from_cohort(c.subset(["P03"]))
@@ -111,6 +113,13 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(
     # only through its own training: it ends at the same result too
     again = fit_estimator(tr, va, cfg, tmp_path / "cut")
     assert all(torch.equal(v, again.state_dict[k]) for k, v in full.state_dict.items())
+    if ema:
+        # the saved network is the average, not the last raw weights
+        raw = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=False)
+        k = next(iter(full.state_dict))
+        assert not torch.equal(
+            raw["current_model_state"]["net." + k], raw["state_dict"]["net." + k]
+        )
 
 
 def test_auxiliary_targets_need_architecture_measures(synthetic_recordings, tmp_path) -> None:

@@ -21,8 +21,9 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
+from torch.optim.swa_utils import get_ema_avg_fn
 from torch.utils.data import DataLoader
 
 from musclestate.errors import DatasetError
@@ -315,6 +316,10 @@ def _fit_member(
         checkpoint,
         EarlyStopping(monitor="val_mse", mode="min", patience=config.patience),
     ]
+    if config.ema_decay > 0:
+        # Lightning swaps the averaged weights in for validation and writes them as the
+        # checkpoint's state_dict (the raw ones as current_model_state, used on resume).
+        cbs.append(WeightAveraging(avg_fn=get_ema_avg_fn(config.ema_decay)))
     if progress is not None:
         cbs.append(_Progress(progress, description, config.epochs))
     cbs += list(callbacks or [])
