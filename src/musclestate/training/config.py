@@ -104,11 +104,11 @@ class TrainConfig:
             outputs are dropped from the trained network, so bundles and inference do not
             change.
         ema_decay: exponential moving average of the weights, updated after every optimiser
-            step with this decay (0 = off); validation, early stopping, checkpoints and the
-            saved network all use the averaged weights. Averaging along the trajectory damps
-            the step-to-step noise that a dozen training people leave in the weights and
-            generalises better (Polyak & Juditsky 1992; Izmailov et al. 2018, "Averaging
-            weights leads to wider optima and better generalization", UAI).
+            step with this decay, ramped up over the first steps (0 = off); validation, early
+            stopping, checkpoints and the saved network all use the averaged weights. Averaging
+            along the trajectory damps the step-to-step noise that a dozen training people leave
+            in the weights and generalises better (Polyak & Juditsky 1992; Izmailov et al.
+            2018, "Averaging weights leads to wider optima and better generalization", UAI).
     """
 
     network: str = "compact_resnet"

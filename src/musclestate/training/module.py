@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
-from torch.optim.swa_utils import get_ema_avg_fn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from musclestate.errors import DatasetError
@@ -113,6 +114,22 @@ class EstimatorModule(L.LightningModule):
         opt = torch.optim.AdamW(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs, eta_min=c.lr / 20)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def ema_with_warmup(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """Averaging function for ``torch.optim.swa_utils.AveragedModel``: an exponential moving
+    average whose decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates.
+
+    The ramp (TensorFlow's ``ExponentialMovingAverage(num_updates=...)`` rule) keeps the average
+    from clinging to the random initial weights when a run has few optimiser steps; torch's
+    ``get_ema_avg_fn`` has no such ramp.
+    """
+
+    def avg(averaged: Tensor, current: Tensor, n: Tensor) -> Tensor:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return averaged + (current - averaged) * (1.0 - d)
+
+    return avg
 
 
 def _masked_mse(
@@ -319,7 +336,7 @@ def _fit_member(
     if config.ema_decay > 0:
         # Lightning swaps the averaged weights in for validation and writes them as the
         # checkpoint's state_dict (the raw ones as current_model_state, used on resume).
-        cbs.append(WeightAveraging(avg_fn=get_ema_avg_fn(config.ema_decay)))
+        cbs.append(WeightAveraging(avg_fn=ema_with_warmup(config.ema_decay)))
     if progress is not None:
         cbs.append(_Progress(progress, description, config.epochs))
     cbs += list(callbacks or [])
