@@ -70,6 +70,7 @@ def make_bundle(
     training: dict | None = None,
     roi_model: str | None = "stub",
     members: int = 1,
+    input_kind: str = "patches",
 ) -> Path:
     from musclestate.models.bundle import make_card, save_bundle
     from musclestate.models.networks import build_network
@@ -77,21 +78,23 @@ def make_bundle(
     from musclestate.roi.pipeline import ROIConfig, roi_attrs
 
     torch.manual_seed(0)
-    c = 2 * (2 * context + 1)
+    c = (2 if input_kind == "patches" else 1) * (2 * context + 1)
     net = build_network("compact_resnet", c, 2, {"widths": [8, 16]}, members=members)
     card = make_card(
         members=members,
         network="compact_resnet",
         network_params={"widths": [8, 16]},
         in_channels=c,
-        input_kind="patches",
+        input_kind=input_kind,
         context=context,
         image_size=(16, 32),
         targets={"ankle_angle": "deg", "mg_activation": "%MVC"},
         mean=np.array([5.0, 20.0]),
         sd=np.array([10.0, 15.0]),
         sd_scale=np.array([1.0, 1.0]),
-        roi=roi_attrs(ROIConfig(model=roi_model, patches=PatchConfig(16, 32))),
+        roi=roi_attrs(ROIConfig(model=roi_model, patches=PatchConfig(16, 32)))
+        if roi_model != "none"
+        else {},
         training={"participants": ["P01"], **(training or {})},
     )
     return save_bundle(out, net.state_dict(), card)
@@ -119,6 +122,30 @@ def test_bad_bundles_are_refused(tmp_path: Path, bundle: Path) -> None:
     (tmp_path / "b2" / "card.json").write_text(json.dumps(card | {"format_version": 99}))
     with pytest.raises(BundleError, match="format_version 99"):
         load_predictor(tmp_path / "b2")
+
+
+@pytest.mark.parametrize("with_roi", [True, False])
+def test_whole_frame_bundles_estimate_every_frame_from_the_frame(
+    tmp_path: Path, stub_segmenter: BandSegmenter, with_roi: bool
+) -> None:
+    from musclestate.models.bundle import load_bundle
+
+    b = make_bundle(tmp_path / "fr", input_kind="frame", roi_model="stub" if with_roi else "none")
+    f = band_frames(30, dark=range(10, 18))
+    src = ArraySource(f, np.arange(30) / 25.0, pixel_spacing_mm=SPACING)
+    for backend in ("torch", "onnx"):
+        pred = load_predictor(b, config=PredictorConfig(roi_every=1, backend=backend))
+        est = pred.run(src).estimates
+        ref = load_bundle(b).predict(f[:, None])  # the frame itself, resized inside
+        for k in ("ankle_angle", "mg_activation"):
+            np.testing.assert_allclose(est.mean[k], ref[k][0], atol=TOLERANCE[0], rtol=1e-3)
+        # the muscle is still looked for (measures, novelty, overlay) but does not gate
+        assert est.roi_found.tolist() == ([not 10 <= i < 18 for i in range(30)] if with_roi
+                                          else [True] * 30)  # fmt: skip
+        assert ("mg_thickness_mm" in est.features) == with_roi
+        assert pred.info["input"] == "frame" and (pred.info["roi"] is None) != with_roi
+        live = pred.step(f[3], pixel_spacing_mm=SPACING)
+        assert np.isfinite(live.mean["ankle_angle"]).all()
 
 
 def test_offline_run_flags_missing_muscle_and_measures_geometry(

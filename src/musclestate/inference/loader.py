@@ -132,12 +132,12 @@ def load_predictor(
 
     Raises:
         BundleError: not a bundle, a bundle of another format version, an ONNX file from a
-            different bundle, or a bundle whose input is not ROI patches.
+            different bundle, or a bundle whose input is neither ROI patches nor whole frames.
     """
     from musclestate import __version__
     from musclestate.inference.batch import training_input
     from musclestate.inference.outputs import sha256_file
-    from musclestate.inference.roi_stage import BundleRoi, roi_config_from_card
+    from musclestate.inference.roi_stage import BundleRoi, WholeFrameRoi, roi_config_from_card
     from musclestate.models.bundle import load_bundle
 
     cfg = config or PredictorConfig()
@@ -152,19 +152,19 @@ def load_predictor(
             __version__,
         )
     kind = card["input"].get("kind")
-    if kind != "patches":
+    if kind not in ("patches", "frame"):
         raise BundleError(
             f"this bundle takes {kind!r} input; prediction from raw frames supports bundles "
-            'trained on ROI patches (the default `input = "patches"`)',
+            'trained on ROI patches or whole frames (`input = "patches"` or `"frame"`)',
             model,
         )
     if cfg.threads:
         import torch
 
         torch.set_num_threads(cfg.threads)
-    roi_cfg = roi_config_from_card(card)
-    seg = _segmenter(segmenter, roi_cfg.model)
-    size = _scaled_size(seg, cfg.roi_scale)
+    roi_cfg = None if kind == "frame" and not card.get("roi") else roi_config_from_card(card)
+    seg = None if roi_cfg is None else _segmenter(segmenter, roi_cfg.model)
+    size = None if seg is None else _scaled_size(seg, cfg.roi_scale)
     if cfg.backend == "onnx":
         import torch
 
@@ -186,13 +186,17 @@ def load_predictor(
             from musclestate.roi.segment import Segmenter
 
             seg = Segmenter(seg.network, dataclasses.replace(seg.config, input_size=size), seg.card)
-    roi = BundleRoi(
-        seg,
-        roi_cfg,
-        every=cfg.roi_every,
-        default_spacing_mm=default_spacing_mm,
-        live_async=cfg.live_async,
-    )
+    roi: Any = None
+    if roi_cfg is not None:
+        roi = BundleRoi(
+            seg,
+            roi_cfg,
+            every=cfg.roi_every,
+            default_spacing_mm=default_spacing_mm,
+            live_async=cfg.live_async,
+        )
+    if kind == "frame":
+        roi = WholeFrameRoi(roi)
     rng, rule = training_range(card)
     info = {
         "path": str(Path(model).resolve()),
@@ -203,8 +207,11 @@ def load_predictor(
         "training_participants": (card.get("training") or {}).get("participants"),
         "training_dataset": (card.get("training") or {}).get("dataset"),
         "training_input": training_input(card),
-        "roi": roi.config.to_dict(),
-        "segmenter": {
+        "input": kind,
+        "roi": None if roi.config is None else roi.config.to_dict(),
+        "segmenter": None
+        if seg is None
+        else {
             "path": str(segmenter)
             if isinstance(segmenter, str | Path)
             else (roi_cfg.model or "shipped"),

@@ -45,12 +45,15 @@ class RoiOutput:
         features: ``(N, F)`` float64 architecture measures (NaN where unmeasurable).
         outlines: per frame, a list of ``(K, 2)`` float arrays of ``(x, y)`` pixel coordinates to
             draw on an overlay (aponeuroses, ROI boxes); empty where nothing was found.
+        usable: ``(N,)`` bool, frames whose ``patches`` the estimator can take; ``None`` = the
+            frames where the muscle was found (an estimator on whole frames takes every one).
     """
 
     patches: np.ndarray
     found: np.ndarray
     features: np.ndarray
     outlines: Sequence[Sequence[np.ndarray]] = ()
+    usable: np.ndarray | None = None
 
 
 class RoiStage(Protocol):
@@ -238,7 +241,7 @@ class Predictor:
         found = np.asarray(roi.found, dtype=bool)
         mean = {k: np.full(n, np.nan) for k in self.targets}
         sd = {k: np.full(n, np.nan) for k in self.targets}
-        sel = np.flatnonzero(found)
+        sel = np.flatnonzero(found if roi.usable is None else np.asarray(roi.usable, dtype=bool))
         if getattr(self.estimator, "context", 0) > 0 and sel.size:
             # temporal context: neighbours must be the true neighbouring frames, so the whole
             # stretch goes in one call (frames without a muscle carry zero patches, as stored)

@@ -309,6 +309,54 @@ class BundleRoi:
             self._pool = None
 
 
+class WholeFrameRoi:
+    """ROI stage for bundles trained on whole frames (``input = "frame"``).
+
+    The estimator gets each frame itself, ``(N, 1, H, W)`` (the bundle resizes it by area
+    averaging, as training did), on every frame. The muscle is still found by ``inner`` (the
+    bundle's ROI settings), for the architecture measures, the novelty flag and the overlay; a
+    bundle whose card has no ROI settings runs without (``inner = None``: no measures, no
+    outlines, ``roi_found`` True).
+    """
+
+    def __init__(self, inner: BundleRoi | None) -> None:
+        self.inner = inner
+        self.feature_names: tuple[str, ...] = () if inner is None else inner.feature_names
+        self.feature_units: Mapping[str, str] = {} if inner is None else inner.feature_units
+        self.context = 0 if inner is None else inner.context
+        self.chunk = 256 if inner is None else inner.chunk
+        self.config = None if inner is None else inner.config
+
+    def _with_frames(self, frames: np.ndarray, out: RoiOutput | None) -> RoiOutput:
+        n = frames.shape[0]
+        every = np.ones(n, bool)
+        if out is None:
+            return RoiOutput(
+                frames[:, None], every, np.zeros((n, 0)), [[] for _ in range(n)], every
+            )
+        return dataclasses.replace(out, patches=frames[:, None], usable=every)
+
+    def __call__(
+        self, frames: np.ndarray, pixel_spacing_mm: tuple[float, float] | None
+    ) -> RoiOutput:
+        """``frames (N, H, W) uint8`` -> the frames as estimator input, plus the ROI's output."""
+        inner = None if self.inner is None else self.inner(frames, pixel_spacing_mm)
+        return self._with_frames(frames, inner)
+
+    def step(self, frame: np.ndarray, pixel_spacing_mm: tuple[float, float] | None) -> RoiOutput:
+        """One live frame ``(H, W) uint8``."""
+        inner = None if self.inner is None else self.inner.step(frame, pixel_spacing_mm)
+        return self._with_frames(frame[None], inner)
+
+    def reset(self) -> None:
+        if self.inner is not None:
+            self.inner.reset()
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
 def roi_config_from_card(card: Mapping[str, Any]) -> Any:
     """The :class:`~musclestate.roi.pipeline.ROIConfig` a bundle's training patches were cut with.
 
