@@ -126,7 +126,9 @@ def ema_with_warmup(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     """
 
     def avg(averaged: Tensor, current: Tensor, n: Tensor) -> Tensor:
-        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        # tensor arithmetic: no device-to-host sync per parameter on a GPU
+        n = n.to(averaged.dtype)
+        d = torch.clamp((1.0 + n) / (10.0 + n), max=decay)
         return averaged + (current - averaged) * (1.0 - d)
 
     return avg
