@@ -14,7 +14,9 @@ Prints, each with a ratio against a reference measured in the same process:
 The last line is one JSON object with ``offline_frames_per_s``, ``live_p99_ms`` and
 ``live_dropped_frames`` for the default configuration.
 
-Run: ``.venv/bin/python benchmarks/inference.py [--frames 400] [--live-seconds 10]``.
+Run: ``.venv/bin/python benchmarks/inference.py [--frames 400] [--live-seconds 10]``;
+``--input frame [--image-size 96 96]`` measures an estimator trained on whole frames instead
+(the ROI stage still runs for the measures, the novelty flag and the overlay).
 Figures depend on what else runs on the machine: the load average is printed with them.
 """
 
@@ -56,9 +58,11 @@ def load_frames(n: int) -> tuple[np.ndarray, tuple[float, float]]:
     return np.ascontiguousarray(frames), spacing
 
 
-def default_bundle(out: Path, image_size: tuple[int, int] | None = None) -> Path:
+def default_bundle(
+    out: Path, image_size: tuple[int, int] | None = None, input_kind: str = "patches"
+) -> Path:
     """A bundle with the default architecture and ROI settings, seeded random weights
-    (``image_size`` overrides the network input size)."""
+    (``image_size`` overrides the network input size, ``input_kind`` the input)."""
     import torch
 
     from musclestate.models.bundle import make_card, save_bundle
@@ -67,7 +71,9 @@ def default_bundle(out: Path, image_size: tuple[int, int] | None = None) -> Path
     from musclestate.roi.pipeline import ROIConfig, roi_attrs
     from musclestate.training.config import TrainConfig
 
-    cfg = TrainConfig() if image_size is None else TrainConfig(image_size=image_size)
+    cfg = TrainConfig(input=input_kind)
+    if image_size is not None:
+        cfg = cfg.replace(image_size=image_size)
     torch.manual_seed(0)
     n_t = len(TARGET_UNITS)
     net = build_network(cfg.network, cfg.in_channels, n_t, cfg.network_params)
@@ -107,7 +113,13 @@ def main() -> None:
         type=int,
         nargs=2,
         default=None,
-        help="estimator input H W [default: TrainConfig's]",
+        help="estimator input H W [default: TrainConfig's; 96 96 with --input frame]",
+    )
+    ap.add_argument(
+        "--input",
+        choices=("patches", "frame"),
+        default="patches",
+        help="what the estimator sees: the MG + SOL patches (default) or the whole frame",
     )
     args = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -134,7 +146,10 @@ def main() -> None:
         f"{spacing[0]:.3f} x {spacing[1]:.3f} mm/px"
     )
     tmp = Path(tempfile.mkdtemp(prefix="msbench-"))
-    bundle_dir = default_bundle(tmp / "bundle", args.image_size)
+    image_size = args.image_size
+    if image_size is None and args.input == "frame":
+        image_size = (96, 96)
+    bundle_dir = default_bundle(tmp / "bundle", image_size, args.input)
     bundle = load_bundle(bundle_dir)
     seg = load_segmenter(args.segmenter)
 
@@ -162,14 +177,15 @@ def main() -> None:
     rng = np.random.default_rng(0)
     ph, pw = PatchConfig().height, PatchConfig().width
     h, w = bundle.card["input"]["image_size"]
-    print(
-        f"\n== estimator ({bundle.card['network']['name']}, {ph} x {pw} patches resized to "
-        f"2 x {h} x {w}), ms per frame =="
-    )
+    if args.input == "frame":
+        what, shape = f"{SIZE} x {SIZE} frames resized to 1 x {h} x {w}", (1, SIZE, SIZE)
+    else:
+        what, shape = f"{ph} x {pw} patches resized to 2 x {h} x {w}", (2, ph, pw)
+    print(f"\n== estimator ({bundle.card['network']['name']}, {what}), ms per frame ==")
     oest = OnnxEstimator(bundle, threads=args.threads)
     est_ms = {}
     for bs in (1, 32):
-        p = rng.integers(0, 256, size=(bs, 2, ph, pw), dtype=np.uint8)
+        p = rng.integers(0, 256, size=(bs, *shape), dtype=np.uint8)
         est_ms[("torch", bs)] = per_frame_ms(lambda p=p: bundle.predict(p), bs)
         est_ms[("onnx", bs)] = per_frame_ms(lambda p=p: oest.predict(p), bs)
         t, o = est_ms[("torch", bs)], est_ms[("onnx", bs)]
