@@ -144,6 +144,8 @@ def test_whole_frame_bundles_estimate_every_frame_from_the_frame(
                                           else [True] * 30)  # fmt: skip
         assert ("mg_thickness_mm" in est.features) == with_roi
         assert pred.info["input"] == "frame" and (pred.info["roi"] is None) != with_roi
+        if with_roi:  # the frame is the input: the ROI stage cuts no patches
+            assert pred.roi.inner.with_patches is False
         live = pred.step(f[3], pixel_spacing_mm=SPACING)
         assert np.isfinite(live.mean["ankle_angle"]).all()
 

@@ -53,6 +53,19 @@ def test_every_kth_frame_is_segmented_and_the_rest_interpolated() -> None:
     assert arrays["superficial_row"].shape == (9, W) and arrays["band_halfwidth"].shape == (9, 2)
 
 
+def test_without_patches_the_geometry_and_measures_are_unchanged() -> None:
+    frames = banded_frames([50.0 + t for t in range(6)] + [None])
+    args = ((0.3, 0.3), ThresholdSegmenter(), ROIConfig(every=2, max_gap=0))
+    full = process_frames(frames, *args)
+    bare = process_frames(frames, *args, with_patches=False)
+    assert bare.patches.shape == (7, 0, 64, 128) and full.patches.shape == (7, 2, 64, 128)
+    assert full.patches[:6].any()  # the full run did cut patches
+    np.testing.assert_array_equal(bare.features, full.features)
+    assert bare.found.tolist() == full.found.tolist()
+    assert full.found[:5].all() and not full.found[-1]  # found and missing frames both covered
+    np.testing.assert_array_equal(bare.arrays()["deep_row"], full.arrays()["deep_row"])
+
+
 def test_missing_muscle_is_flagged_and_only_short_gaps_are_bridged() -> None:
     deeps = [60.0, 60.0, None, 60.0, 60.0]
     res = process_frames(banded_frames(deeps), (0.3, 0.3), ThresholdSegmenter(),

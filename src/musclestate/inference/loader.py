@@ -194,6 +194,7 @@ def load_predictor(
             every=cfg.roi_every,
             default_spacing_mm=default_spacing_mm,
             live_async=cfg.live_async,
+            with_patches=kind != "frame",  # a frame estimator reads the frame, not patches
         )
     if kind == "frame":
         roi = WholeFrameRoi(roi)

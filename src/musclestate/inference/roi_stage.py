@@ -147,6 +147,8 @@ class BundleRoi:
         default_spacing_mm: spacing for inputs that have none (``None`` = the config's).
         chunk: frames per offline ROI call (memory vs. overhead).
         live_async: live key frames are segmented on a worker thread (see :meth:`step`).
+        with_patches: False skips cutting the patches (for :class:`WholeFrameRoi`, whose
+            estimator reads the frame); outputs then carry patches without channels.
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class BundleRoi:
         default_spacing_mm: tuple[float, float] | None = None,
         chunk: int = 256,
         live_async: bool = True,
+        with_patches: bool = True,
     ) -> None:
         from musclestate.roi.architecture import FEATURE_NAMES, FEATURE_UNITS
 
@@ -168,6 +171,7 @@ class BundleRoi:
         self.segmenter = segmenter
         self.config = config
         self.live_async = bool(live_async)
+        self.with_patches = bool(with_patches)
         self._pool: Any = None
         k = config.every
         self.chunk = max(k, int(chunk) // k * k)  # segmented frames stay on the k-grid
@@ -215,7 +219,13 @@ class BundleRoi:
         """ROI of ``frames (N, H, W)`` as one stretch (the caller adds :attr:`context`)."""
         from musclestate.roi.pipeline import process_frames
 
-        res = process_frames(frames, self._spacing(pixel_spacing_mm), self.segmenter, self.config)
+        res = process_frames(
+            frames,
+            self._spacing(pixel_spacing_mm),
+            self.segmenter,
+            self.config,
+            with_patches=self.with_patches,
+        )
         return self._output(frames, res)
 
     def _segment_key(self, frame: np.ndarray, sp: tuple[float, float]) -> Any:
@@ -294,10 +304,12 @@ class BundleRoi:
         else:
             geom = shift_geometry(self._key_geom, *self._tracker.shift(frame))
         found = bool(geom.found)
-        patches = np.zeros((1, *cfg.patches.shape), np.uint8)
+        channels, h, w = cfg.patches.shape
+        patches = np.zeros((1, channels if self.with_patches else 0, h, w), np.uint8)
         feats = np.full((1, len(self.feature_names)), np.nan)
         if found:
-            patches[0] = extract_patches(frame, geom, cfg.patches)
+            if self.with_patches:
+                patches[0] = extract_patches(frame, geom, cfg.patches)
             feats[0] = feature_vector(measure(frame, geom))
         return RoiOutput(patches, np.array([found]), feats, [outlines_of(geom) if found else []])
 

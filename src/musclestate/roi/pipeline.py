@@ -112,7 +112,8 @@ class ROIResult:
     """The ROI step's output for ``T`` frames of one recording.
 
     Attributes:
-        patches: ``(T, 2, h, w)`` uint8 (channel 0 = MG, 1 = SOL; zeros where not found).
+        patches: ``(T, 2, h, w)`` uint8 (channel 0 = MG, 1 = SOL; zeros where not found);
+            ``(T, 0, h, w)`` when :func:`process_frames` was asked for no patches.
         features: ``(T, F)`` float32 architecture measures (:data:`FEATURE_NAMES`; NaN where
             not found).
         found: ``(T,)`` bool, both aponeuroses found (or bridged, see ``interpolated``).
@@ -190,6 +191,7 @@ def process_frames(
     *,
     manual: ManualROI | None = None,
     progress: Callable[[int, int], None] | None = None,
+    with_patches: bool = True,
 ) -> ROIResult:
     """The ROI step for the consecutive frames of one recording.
 
@@ -201,6 +203,8 @@ def process_frames(
         config: :class:`ROIConfig`.
         manual: a hand-drawn MG region used for every frame instead of the network.
         progress: ``progress(done, total)`` in frames.
+        with_patches: False skips cutting the MG and SOL patches (an estimator that reads whole
+            frames needs only the geometry and the measures); ``patches`` then has no channels.
     """
     config = config or ROIConfig()
     frames = np.asarray(frames)
@@ -242,12 +246,14 @@ def process_frames(
             bridged = smooth_geometries(geoms, window=1, max_gap=config.max_gap)
             newly = np.array([a.source != b.source for a, b in zip(geoms, bridged, strict=True)])
             geoms, interp = bridged, interp | newly
-    patches = np.zeros((n, *config.patches.shape), np.uint8)
+    channels, h, w = config.patches.shape
+    patches = np.zeros((n, channels if with_patches else 0, h, w), np.uint8)
     feats = np.full((n, len(FEATURE_NAMES)), np.nan, np.float32)
     found = np.array([g.found for g in geoms])
     for t in range(n):
         if found[t]:
-            patches[t] = extract_patches(frames[t], geoms[t], config.patches)
+            if with_patches:
+                patches[t] = extract_patches(frames[t], geoms[t], config.patches)
             feats[t] = feature_vector(measure(frames[t], geoms[t]))
         if progress is not None and (t % 16 == 15 or t == n - 1):
             progress(n + t + 1, total)
