@@ -304,8 +304,7 @@ class BundleRoi:
         else:
             geom = shift_geometry(self._key_geom, *self._tracker.shift(frame))
         found = bool(geom.found)
-        channels, h, w = cfg.patches.shape
-        patches = np.zeros((1, channels if self.with_patches else 0, h, w), np.uint8)
+        patches = cfg.patches.zeros(1, cut=self.with_patches)
         feats = np.full((1, len(self.feature_names)), np.nan)
         if found:
             if self.with_patches:

@@ -78,6 +78,12 @@ class PatchConfig:
         """``(2, height, width)``: channel 0 = MG, 1 = SOL."""
         return (len(PATCH_CHANNELS), self.height, self.width)
 
+    def zeros(self, n: int, *, cut: bool = True) -> np.ndarray:
+        """``(n, 2, height, width)`` uint8 zeros to cut ``n`` frames' patches into, or
+        ``(n, 0, height, width)`` when no patches are cut (whole-frame estimators)."""
+        channels, h, w = self.shape
+        return np.zeros((n, channels if cut else 0, h, w), np.uint8)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

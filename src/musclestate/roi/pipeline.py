@@ -246,8 +246,7 @@ def process_frames(
             bridged = smooth_geometries(geoms, window=1, max_gap=config.max_gap)
             newly = np.array([a.source != b.source for a, b in zip(geoms, bridged, strict=True)])
             geoms, interp = bridged, interp | newly
-    channels, h, w = config.patches.shape
-    patches = np.zeros((n, channels if with_patches else 0, h, w), np.uint8)
+    patches = config.patches.zeros(n, cut=with_patches)
     feats = np.full((n, len(FEATURE_NAMES)), np.nan, np.float32)
     found = np.array([g.found for g in geoms])
     for t in range(n):
