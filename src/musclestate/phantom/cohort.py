@@ -338,8 +338,12 @@ def simulate_cohort(
 
     Args:
         out: output folder (new or empty; or a previous phantom cohort with ``overwrite``).
-        participants, seconds, fps, seed, size: see :class:`PhantomConfig` (leave them at their
-            defaults when ``config`` is given; anything else is an error).
+        participants: number of participants (see :class:`PhantomConfig`; leave this and the
+            four below at their defaults when ``config`` is given, anything else is an error).
+        seconds: tracking seconds per participant.
+        fps: scanner frame rate (frames/s).
+        seed: the same seed gives the same bytes.
+        size: ``(rows, cols)`` of the frames in pixels.
         progress: ``progress(done_frames, total_frames, label)`` after each batch of frames.
         config: the full configuration (protocol, video quality, scatterer density).
         overwrite: replace a previous phantom cohort in ``out`` (never any other data).
