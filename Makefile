@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 # The full suite, as CI runs it: lint, the documentation built strictly, every test.
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples docs/_hooks
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/site
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
@@ -34,12 +34,12 @@ docs-serve: $(STAMP)
 	$(VENV)/bin/mkdocs serve
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples docs/_hooks
+	$(VENV)/bin/ruff format --check src tests benchmarks examples docs/_hooks
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests benchmarks examples
-	$(VENV)/bin/ruff check --fix src tests benchmarks examples
+	$(VENV)/bin/ruff format src tests benchmarks examples docs/_hooks
+	$(VENV)/bin/ruff check --fix src tests benchmarks examples docs/_hooks
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

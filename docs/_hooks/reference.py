@@ -108,7 +108,7 @@ def cli_markdown() -> str:
     return "\n".join(parts)
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 (MkDocs API)
+def on_page_markdown(markdown: str, page, config, files) -> str:  # the MkDocs hook signature
     if page.file.src_uri == "cli.md":
         if CLI_MARKER not in markdown:
             raise RuntimeError(f"docs/cli.md lost its marker {CLI_MARKER}")

@@ -15,9 +15,7 @@ stage), ``cohort/`` (raw recordings and ``manifest.toml``), ``dataset/``, ``run/
 predictions/, config.json, report.html) and ``timings.json`` (wall time of each stage).
 
 The default sizes are chosen so that the demo finishes in under 15 minutes on 2 CPU cores while
-the CNN still learns: on held-out participants it beats the mean predictor on every target and
-the feature baseline on ankle moment and SOL activation, not on MG activation (README, "Where it
-stands").
+the CNN still learns; its measured figures and wall time are in docs/results.md.
 """
 
 from __future__ import annotations
@@ -56,12 +54,9 @@ CONFIG_FILE = "demo_config.json"
 #: ROI overrides of the default demo.
 DEMO_ROI: Mapping[str, Any] = MappingProxyType({"every": 2})
 #: Training overrides of the default demo: the ROI stage's 64 x 128 patches at full resolution
-#: (halving them blurs the fascicles: held-out R^2 on the 20-person demo cohort fell from 0.76 to
-#: 0.50 for angle and 0.52 to 0.29 for moment), three validation participants per fold so early
-#: stopping depends less on one person, and at most 25 epochs to stay within 15 minutes.
-#: Adding a weight average (``ema_decay`` 0.99), weight decay 0.05 and dropout 0.3 gave held-out
-#: R^2 0.77 / 0.55 / 0.25 / 0.67 (angle, moment, MG, SOL) against 0.76 / 0.52 / 0.24 / 0.62, but
-#: the smoother validation curves ran more epochs and the demo took 16.2 minutes: not used here.
+#: (halving them blurs the fascicles), three validation participants per fold so early stopping
+#: depends less on one person, and at most 25 epochs to stay within 15 minutes. The variants
+#: tried against these settings, and why they are not used, are in docs/results.md.
 DEMO_TRAIN: Mapping[str, Any] = MappingProxyType(
     {"epochs": 25, "patience": 8, "val_participants": 3, "image_size": (64, 128)}
 )

@@ -127,8 +127,7 @@ class FeatureNovelty:
         distances from the mean and covariance of the other groups, so that about
         ``1 - quantile`` of the frames of a *new* participant like the training ones are
         flagged; the training frames' own distances are smaller, most of all with few
-        participants (with 12, in-sample calibration flagged 4-6 % of new participants' frames
-        of the synthetic cohort in ``tests/test_inference_novelty.py`` instead of 0.5 %).
+        participants, so a threshold calibrated on them flags too many frames of new people.
         Without groups, or with fewer, it is the quantile of the training frames' own distances.
 
         Returns:

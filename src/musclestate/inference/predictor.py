@@ -110,8 +110,8 @@ class PredictorConfig:
             ROI step of training does by default).
         roi_scale: segmenter input size relative to the segmenter's own (0.5 = 128 px instead
             of 256 px; ``benchmarks/inference.py`` prints what this changes in the geometry).
-            The default keeps the full size: at 128 px the shipped model found the muscle in
-            only 247 of 400 frames of a real clip, against 400 of 400 at 256 px.
+            The default keeps the full size, where the shipped model finds the muscle far more
+            often (docs/results.md).
         range_margin: fraction of the training range allowed beyond it before a frame is flagged
             ``out_of_range`` (targets; architecture measures only for bundles whose card lacks
             ``training.feature_novelty``, see

@@ -7,12 +7,10 @@ The defaults are sized for a 2-core CPU: a compact residual CNN on 2 x 32 x 64 i
 stage's 64 x 128 MG and SOL patches, halved: same aspect, a quarter of the pixels), batches of
 64, at most 30 epochs with early stopping on validation participants.
 
-The input size is a trade-off. Full-resolution 64 x 128 inputs estimate clearly better (demo
-cohort, held-out R^2 angle / moment / MG / SOL: 0.76 / 0.52 / 0.24 / 0.62 against 0.50 / 0.29 /
-0.15 / 0.53 at 32 x 64), and the demo trains at that size; but such an estimator brings live
-inference on 2 cores to p99 29.9 ms per frame and offline to 91 frames/s (against 24 ms and 117
-frames/s at 32 x 64; ``benchmarks/inference.py --image-size 64 128``), past the 25 ms budget of a
-40 fps scanner. Choose ``image_size=(64, 128)`` for offline work or with a GPU.
+The input size is a trade-off: full-resolution 64 x 128 inputs estimate better (the demo trains
+at that size), but cost four times the estimator's work per frame, which matters for live
+inference on a CPU. Choose ``image_size=(64, 128)`` for offline work or with a GPU. Measured
+figures for both sizes: docs/results.md.
 """
 
 from __future__ import annotations
