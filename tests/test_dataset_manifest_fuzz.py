@@ -16,6 +16,8 @@ from musclestate.dataset import read_manifest
 from musclestate.dataset.manifest import _RECORDING_KEYS
 from musclestate.errors import MusclestateError
 
+pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
+
 KEYS = [*sorted(_RECORDING_KEYS), "method", "channel", "unit", "emg", "mvc", "value", "trial"]
 
 scalars = st.one_of(

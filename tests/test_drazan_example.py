@@ -49,6 +49,7 @@ def test_crop_conversion(example) -> None:
 
 
 @pytest.mark.parametrize("drop", [False, True])
+@pytest.mark.slow
 def test_subset_import_matches_mat(example, pushes, drazan_dir: Path, tmp_path: Path, drop) -> None:
     out = example.build_dataset(drazan_dir, tmp_path / "ds", clips=CLIPS, drop_repeated_frames=drop)
     ds = open_dataset(out)

@@ -19,6 +19,8 @@ import pytest
 from musclestate.dataset import open_dataset
 from musclestate.dataset.splits import participant_folds
 
+pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "drazan2019"
 CLIPS = (
     "p6_isokinetic500_01_push_01",

@@ -292,6 +292,7 @@ def test_onnx_export_agrees_with_pytorch(tmp_path: Path, bundle: Path) -> None:
         read_onnx_metadata(tmp_path / "plain.onnx")
 
 
+@pytest.mark.slow
 def test_onnx_segmenter_matches_torch_segmenter() -> None:
     from musclestate.roi.segment import NetworkConfig, Segmenter, build_network
 
@@ -313,6 +314,7 @@ def test_onnx_backend_gives_the_torch_estimates(
         np.testing.assert_allclose(b.mean[k], a.mean[k], atol=TOLERANCE[0], rtol=TOLERANCE[1])
 
 
+@pytest.mark.slow
 def test_predict_cli_writes_table_sidecar_xlsx_plot_overlay(
     tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:
@@ -349,6 +351,7 @@ def test_predict_cli_writes_table_sidecar_xlsx_plot_overlay(
     assert not list((tmp_path / "res").glob(".*tmp*"))
 
 
+@pytest.mark.slow
 def test_predict_cli_batches_a_folder_and_rejects_bad_bundle(
     tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:
@@ -427,6 +430,7 @@ def test_input_unlike_training_data_warns_with_figures_and_still_runs(
     assert len(side["warnings"]) == 2
 
 
+@pytest.mark.slow
 def test_card_with_feature_novelty_flags_a_thicker_muscle_only(
     tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:

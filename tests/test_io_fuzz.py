@@ -191,6 +191,7 @@ def test_random_bytes_behind_valid_headers(data: bytes) -> None:
 
 @FUZZ
 @given(frac=st.floats(0.0, 1.0, exclude_max=True))
+@pytest.mark.slow
 def test_truncated_generated_files(frac: float) -> None:
     for name, reader, data in [
         ("t.mp4", read_video, small_mp4()),

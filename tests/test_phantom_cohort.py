@@ -88,6 +88,7 @@ def test_frames_truth_trigger_and_labels_agree(phantom_cohort: Path) -> None:
     assert apo > f[labels == 3].mean() + 40
 
 
+@pytest.mark.slow
 def test_import_round_trip_matches_truth(phantom_cohort: Path, tmp_path: Path) -> None:
     from musclestate.dataset import import_manifest, open_dataset
 
@@ -106,6 +107,7 @@ def test_import_round_trip_matches_truth(phantom_cohort: Path, tmp_path: Path) -
                     assert 10 < tg[f"{m}_activation"].max() < 110  # %MVC of its own MVC trial
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_seed_matters(tmp_path: Path) -> None:
     def digest(root: Path) -> dict[str, str]:
         return {
@@ -214,6 +216,7 @@ def test_interrupted_run_leaves_no_complete_looking_trial(
     assert {p.name for p in trials[0].iterdir()} == TRIAL_FILES
 
 
+@pytest.mark.slow
 def test_sample_labelled_frames() -> None:
     frames, labels = sample_labelled_frames(6, size=(96, 128), seed=1)
     assert frames.shape == labels.shape == (6, 96, 128)

@@ -14,6 +14,8 @@ import pytest
 
 from musclestate.phantom import realism
 
+pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
+
 
 @pytest.fixture(scope="module")
 def report(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:

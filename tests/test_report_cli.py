@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -12,6 +13,7 @@ from musclestate.report import metrics_table
 from test_report_html import UNITS, make_fake_run
 
 
+@pytest.mark.slow
 def test_report_command_writes_html_and_prints_the_summary(tmp_path):
     run = make_fake_run(tmp_path / "run", participants=2, frames=20)
     out = tmp_path / "nested" / "report.html"

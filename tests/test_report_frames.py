@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
 from musclestate.dataset import recording_id, write_dataset, write_derived
 from musclestate.records import Recording, RecordingMeta, Target
@@ -75,6 +76,7 @@ def test_examples_carry_geometry_and_patch_outlines_from_the_roi_group(tmp_path)
         assert np.isclose(sol[:, 1].min(), DEEP + 2.5) and np.isclose(sol[:, 1].max(), DEEP + 20)
 
 
+@pytest.mark.slow
 def test_report_embeds_the_example_frames(tmp_path):
     recs = _dataset(tmp_path / "ds", participants=("P01", "P02"))
     run = make_fake_run(
@@ -86,6 +88,7 @@ def test_report_embeds_the_example_frames(tmp_path):
     assert len(re.findall(r'src="data:image/png;base64,', frames_section)) == 1
 
 
+@pytest.mark.slow
 def test_report_says_when_the_dataset_has_no_roi(tmp_path):
     recs = _dataset(tmp_path / "ds", participants=("P01", "P02"))
     (tmp_path / "ds" / "derived" / "roi.h5").unlink()

@@ -117,6 +117,7 @@ def _images(html: str) -> list[bytes]:
     return [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_shows_every_participant_and_target(tmp_path):
     run = make_fake_run(tmp_path / "run", participants=3, frames=40)
     out = write_report(run, tmp_path / "r.html")
@@ -136,6 +137,7 @@ def test_report_is_self_contained_and_shows_every_participant_and_target(tmp_pat
         assert f"{name} ({unit})" in html
 
 
+@pytest.mark.slow
 def test_report_tables_show_the_figures_of_metrics_json(tmp_path):
     run = make_fake_run(tmp_path / "run", participants=3, frames=40, seed=3)
     html = write_report(run).read_text(encoding="utf-8")
@@ -155,6 +157,7 @@ def test_report_tables_show_the_figures_of_metrics_json(tmp_path):
     assert set(best) == {"cnn"}
 
 
+@pytest.mark.slow
 def test_report_without_dataset_says_why_frames_are_missing(tmp_path):
     run = make_fake_run(tmp_path / "run", participants=2, frames=20, dataset=str(tmp_path / "gone"))
     html = write_report(run).read_text(encoding="utf-8")
@@ -212,6 +215,7 @@ def test_coverage_matches_nominal_when_sd_is_right_and_falls_when_overconfident(
     assert np.isnan(coverage(true, np.zeros(n), np.full(n, np.nan), nominal)).all()
 
 
+@pytest.mark.slow
 def test_report_calibration_table_reflects_the_spread(tmp_path):
     good = write_report(
         make_fake_run(tmp_path / "a", participants=2, sd_scale=1.0, frames=300)

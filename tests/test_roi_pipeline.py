@@ -40,7 +40,7 @@ def test_every_kth_frame_is_segmented_and_the_rest_interpolated() -> None:
     calls = []
     res = process_frames(
         banded_frames(deeps), (0.3, 0.3), ThresholdSegmenter(), ROIConfig(every=3),
-        progress=lambda done, total: calls.append((done, total)),
+        progress=lambda e: calls.append((e.stage, e.done, e.total)),
     )  # fmt: skip
     assert res.patches.shape == (9, 2, 64, 128) and res.patches.dtype == np.uint8
     assert res.features.shape == (9, len(FEATURE_NAMES))
@@ -48,7 +48,7 @@ def test_every_kth_frame_is_segmented_and_the_rest_interpolated() -> None:
     assert res.interpolated.tolist() == [False, True, True, False, True, True, False, True, False]
     deep = np.array([g.deep_row[64] for g in res.geometries])
     np.testing.assert_allclose(deep, np.array(deeps) + 1, atol=1.0)
-    assert calls[-1] == (18, 18)
+    assert calls[-1] == ("roi", 18, 18)
     arrays = res.arrays()
     assert arrays["superficial_row"].shape == (9, W) and arrays["band_halfwidth"].shape == (9, 2)
 
@@ -119,6 +119,7 @@ def read_truth(path: Path) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
 
 
+@pytest.mark.slow
 def test_apply_roi_on_the_phantom_against_its_truth(
     phantom_cohort: Path, phantom_dataset: Path
 ) -> None:
@@ -127,7 +128,9 @@ def test_apply_roi_on_the_phantom_against_its_truth(
     from musclestate.roi import apply_roi
 
     seen = []
-    apply_roi(phantom_dataset, ROIConfig(every=2), progress=lambda d, t, r: seen.append((d, t)))
+    apply_roi(
+        phantom_dataset, ROIConfig(every=2), progress=lambda e: seen.append((e.done, e.total))
+    )
     ds = open_dataset(phantom_dataset)
     group = ds.derived("roi")
     assert group.attrs["feature_names"] == list(FEATURE_NAMES)
@@ -151,6 +154,7 @@ def test_apply_roi_on_the_phantom_against_its_truth(
     assert np.nanmean(pen_err) < 6.0, f"pennation MAE {np.nanmean(pen_err):.1f} deg"
 
 
+@pytest.mark.slow
 def test_roi_apply_cli_with_manual_rois(phantom_dataset: Path, tmp_path: Path) -> None:
     from musclestate.cli import app
     from musclestate.dataset import open_dataset
@@ -169,6 +173,7 @@ def test_roi_apply_cli_with_manual_rois(phantom_dataset: Path, tmp_path: Path) -
     assert group.attrs["manual"][rid]["polygon"][0] == [8.0, 30.0]
 
 
+@pytest.mark.slow
 def test_roi_show_png_on_a_real_image_and_mp4_on_a_video(
     dltrack_dir: Path, phantom_cohort: Path, tmp_path: Path
 ) -> None:
@@ -196,6 +201,7 @@ def test_roi_show_png_on_a_real_image_and_mp4_on_a_video(
     assert bad.exit_code != 0
 
 
+@pytest.mark.slow
 def test_roi_apply_again_reuses_the_stored_settings(phantom_dataset: Path, tmp_path: Path) -> None:
     from musclestate.cli import app
     from musclestate.roi import apply_roi

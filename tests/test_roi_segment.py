@@ -94,6 +94,7 @@ def test_shipped_model_card() -> None:
     assert card["musclestate_version"]
 
 
+@pytest.mark.slow
 def test_shipped_model_on_held_out_real_images(dltrack_dir: Path, tmp_path: Path) -> None:
     """`musclestate roi evaluate --split test` on a few held-out images of the shipped split."""
     from musclestate.cli import app
@@ -114,6 +115,7 @@ def test_shipped_model_on_held_out_real_images(dltrack_dir: Path, tmp_path: Path
     assert out["line_error_px_mean"] < 10.0
 
 
+@pytest.mark.slow
 def test_shipped_model_finds_both_aponeuroses_on_phantom_frames() -> None:
     from musclestate.phantom import sample_labelled_frames
     from musclestate.roi.geometry import fit_geometry

@@ -23,6 +23,8 @@ from musclestate.roi.train import (
     train_segmenter,
 )
 
+pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
+
 
 def synthetic_pairs(folder: Path, n: int, seed: int) -> tuple[Path, Path]:
     """``n`` speckled images with two bright sloping bands and oblique streaks, and masks."""

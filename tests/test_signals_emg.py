@@ -20,6 +20,7 @@ def synthetic_emg(envelope: np.ndarray, seed: int = 0) -> np.ndarray:
     return envelope * carrier / carrier.std()
 
 
+@pytest.mark.slow
 def test_envelope_recovers_known_envelope_without_lag() -> None:
     t = np.arange(0, 10, 1 / FS)
     a = 1.0 + 0.8 * np.sin(2 * np.pi * 0.5 * t)  # known amplitude, peaks at 0.5 s + k * 2 s

@@ -17,6 +17,8 @@ from musclestate.models.bundle import load_bundle
 from musclestate.training.config import TrainConfig
 from musclestate.training.cv import collect, run_cv
 
+pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
+
 UNITS = {"ankle_angle": "deg", "ankle_moment": "N m", "mg_activation": "%MVC",
          "sol_activation": "%MVC"}  # fmt: skip
 CFG = TrainConfig(image_size=(24, 24), epochs=8, batch_size=16, lr=3e-3, num_threads=1,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -17,6 +18,8 @@ from musclestate.models.bundle import load_bundle
 from musclestate.training.config import TrainConfig
 from musclestate.training.metrics import compute_r2
 from test_training_cv import write_synthetic_dataset
+
+pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
 
 CFG = TrainConfig(image_size=(24, 24), epochs=6, batch_size=16, lr=3e-3, num_threads=1,
                   accelerator="cpu", network_params={"widths": [8, 16, 32]})  # fmt: skip

@@ -14,6 +14,8 @@ from musclestate.training.data import Cohort, ExampleSet, RecordingData
 from musclestate.training.metrics import compute_r2
 from musclestate.training.module import fit_estimator, predict_examples
 
+pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
+
 UNITS = {"ankle_angle": "deg", "ankle_moment": "N m", "mg_activation": "%MVC",
          "sol_activation": "%MVC"}  # fmt: skip
 

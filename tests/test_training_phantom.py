@@ -13,6 +13,8 @@ from musclestate.models.bundle import load_bundle
 from musclestate.training.config import TrainConfig
 from musclestate.training.cv import run_cv, train_bundle
 
+pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
+
 
 @pytest.fixture(scope="module")
 def roi_dataset(phantom_cohort: Path, tmp_path_factory) -> Path:

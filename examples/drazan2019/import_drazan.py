@@ -199,15 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--drop-repeated-frames", action="store_true")
     ap.add_argument("--overwrite", action="store_true")
     a = ap.parse_args(argv)
-    from rich.progress import Progress
+    from musclestate.progress import progress_bar
 
     try:
-        with Progress() as bar:
-            task = bar.add_task("import", total=None)
-
-            def progress(done: int, total: int | None, label: str) -> None:
-                bar.update(task, completed=done, total=total, description=label)
-
+        with progress_bar() as progress:
             out = build_dataset(
                 a.data_dir,
                 a.out,

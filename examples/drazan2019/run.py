@@ -330,14 +330,8 @@ def run_workflow(
 ) -> dict[str, Any]:
     """Run the chosen stages into ``out``; return the timings and results summary."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+
+    from musclestate.progress import progress_bar
 
     con = console or Console(stderr=True)
     bad = sorted(set(stages) - set(STAGES))
@@ -360,28 +354,6 @@ def run_workflow(
 
     write_text_atomic(out / "workflow.json", json.dumps(summary, indent=2))
 
-    def bar(unit: str) -> Progress:
-        return Progress(
-            TextColumn("{task.description:<28}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(f"{{task.fields[rate]}} {unit}"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-            console=con,
-        )
-
-    def feeder(b: Progress, label: str) -> Callable[[int, int | None, str], None]:
-        task = b.add_task(label, total=None, rate="")
-
-        def step(done: int, total: int | None, detail: str) -> None:
-            b.update(task, completed=done, total=total, description=f"{label} {detail}"[:28])
-            speed = b.tasks[task].speed
-            b.update(task, rate=f"{speed:.1f}/s" if speed else "")
-
-        return step
-
     def timed(stage: str, fn: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
         result = fn()
@@ -391,12 +363,10 @@ def run_workflow(
         return result
 
     if "import" in stages:
-        with bar("clips") as b:
-            step = feeder(b, "import")
+        with progress_bar(con) as step:
             timed("import", lambda: import_stage(data_dir, dataset, clips=clips, progress=step))
     if "roi" in stages:
-        with bar("frames") as b:
-            step = feeder(b, "roi")
+        with progress_bar(con) as step:
             found = timed("roi", lambda: roi_stage(dataset, roi_cfg, progress=step))
         summary["roi_found_fraction"] = found
         low = {k: v for k, v in found.items() if v < 0.9}
@@ -409,14 +379,7 @@ def run_workflow(
     if "cv" in stages:
         from musclestate.training.cv import run_cv
 
-        with bar("epochs") as b:
-            tasks: dict[str, int] = {}
-
-            def epoch(description: str, done: int, total: int) -> None:
-                if description not in tasks:
-                    tasks[description] = b.add_task(description, total=total, rate="")
-                b.update(tasks[description], completed=done, total=total)
-
+        with progress_bar(con) as epoch:
             timed(
                 "cv",
                 lambda: run_cv(dataset, out / "cv", train_cfg, folds=config.folds, progress=epoch),
@@ -427,14 +390,7 @@ def run_workflow(
 
         from musclestate.training.cv import train_bundle
 
-        with bar("epochs") as b:
-            tasks2: dict[str, int] = {}
-
-            def epoch2(description: str, done: int, total: int) -> None:
-                if description not in tasks2:
-                    tasks2[description] = b.add_task(description, total=total, rate="")
-                b.update(tasks2[description], completed=done, total=total)
-
+        with progress_bar(con) as epoch2:
             run = out / "cv" if (out / "cv" / "metrics.json").exists() else None
             if (out / "bundle").exists():
                 shutil.rmtree(out / "bundle")

@@ -1,6 +1,7 @@
 """musclestate: muscle activation, ankle angle and ankle moment from B-mode ultrasound.
 
-The public API is a handful of names; heavy modules (torch, PyAV) load only when used.
+The public API is the names below (``_API``); every command of the ``musclestate`` command line
+is a call of one of them with the same options. Heavy modules (torch, PyAV) load only when used.
 
 After Cunningham & Loram (2019), "Estimation of absolute states of human skeletal muscle via
 standard B-mode ultrasound imaging and deep convolutional neural networks", arXiv:1907.01649.
@@ -21,6 +22,8 @@ _API: dict[str, str] = {
     "Target": "musclestate.records",
     "TARGET_UNITS": "musclestate.records",
     "MusclestateError": "musclestate.errors",
+    "ProgressEvent": "musclestate.progress",
+    "probe": "musclestate.io",
     "read_recording": "musclestate.io",
     "read_signals": "musclestate.io.signals",
     "write_video": "musclestate.io.video",
@@ -28,14 +31,21 @@ _API: dict[str, str] = {
     "write_dataset": "musclestate.dataset",
     "open_dataset": "musclestate.dataset",
     "load_predictor": "musclestate.inference",
+    "predict": "musclestate.inference.batch",
+    "stream": "musclestate.inference.stream",
+    "export_onnx": "musclestate.inference.export",
     "simulate_cohort": "musclestate.phantom",
     "sample_labelled_frames": "musclestate.phantom",
     "TrainConfig": "musclestate.training.config",
     "run_cv": "musclestate.training.cv",
+    "collect": "musclestate.training.cv",
     "train_bundle": "musclestate.training.cv",
     "load_bundle": "musclestate.models.bundle",
     "load_segmenter": "musclestate.roi.segment",
     "apply_roi": "musclestate.roi.pipeline",
+    "show_roi": "musclestate.roi.show",
+    "evaluate_segmenter": "musclestate.roi.evaluate",
+    "train_segmenter": "musclestate.roi.train",
     "ROIConfig": "musclestate.roi.pipeline",
     "write_report": "musclestate.report",
     "run_demo": "musclestate.demo",

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -34,15 +33,11 @@ from typing import Any
 
 from musclestate._atomic import write_text_atomic
 from musclestate.errors import ConfigError, InputError
+from musclestate.progress import ProgressEvent, ProgressFn
 
 log = logging.getLogger(__name__)
 
-#: ``progress(stage, done, total, detail)``: called as each stage advances; ``total`` may be
-#: ``None`` (unknown), ``detail`` says what is being done ("" when the stage does not say).
-#: Stages, in order: :data:`STAGES`.
-DemoProgress = Callable[[str, int, int | None, str], None]
-
-#: The demo's stages in order, as passed to ``progress``.
+#: The demo's stages in order: the ``stage`` of the progress events it sends.
 STAGES: tuple[str, ...] = ("simulate", "import", "roi", "cross-validate", "report")
 
 CONFIG_FILE = "demo_config.json"
@@ -249,7 +244,7 @@ def run_demo(
     config: DemoConfig | None = None,
     *,
     overwrite: bool = False,
-    progress: DemoProgress | None = None,
+    progress: ProgressFn | None = None,
 ) -> DemoResult:
     """Simulate, import, find the ROI, cross-validate and report, all in ``out``.
 
@@ -258,8 +253,10 @@ def run_demo(
             folder is refused unless ``overwrite``.
         config: sizes of the cohort and the run (default :class:`DemoConfig`).
         overwrite: replace the demo's sub-folders even in a folder that is not a demo output.
-        progress: ``progress(stage, done, total, detail)`` as the stages advance (see
-            :data:`STAGES`).
+        progress: receives :class:`~musclestate.progress.ProgressEvent` as the stages advance:
+            ``stage`` is one of :data:`STAGES` (each starts with ``done`` 0); the
+            cross-validation counts epochs over all folds, each fold as its maximum number of
+            epochs (early stopping jumps ahead).
 
     Returns:
         :class:`DemoResult` with the paths, metrics and stage timings.
@@ -276,10 +273,9 @@ def run_demo(
     write_text_atomic(out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=2) + "\n")
     train = cfg.train_config()
 
-    def tell(stage: str) -> Callable[..., None]:
-        def cb(done: int, total: int | None = None, label: Any = "", *_: Any) -> None:
-            if progress is not None:
-                progress(stage, int(done), None if total is None else int(total), str(label))
+    def tell(stage: str) -> ProgressFn:
+        def cb(e: ProgressEvent) -> None:
+            report(progress, stage, e.done, e.total, e.unit, e.message)
 
         return cb
 
@@ -288,8 +284,7 @@ def run_demo(
 
     def timed(stage: str, fn: Callable[[], Any]) -> Any:
         log.info("demo: %s", stage)
-        if progress is not None:
-            progress(stage, 0, None, "")
+        report(progress, stage, 0, None, "")
         t0 = time.perf_counter()
         result = fn()
         timings[stage] = time.perf_counter() - t0
@@ -308,22 +303,14 @@ def run_demo(
     )
     timed("roi", lambda: apply_roi(dataset, cfg.roi_config(), progress=tell("roi")))
 
-    def cv_progress(description: str, done: int, total: int) -> None:
-        # Training reports epochs per fold ("fold k/K"); the demo shows one bar over all folds,
-        # counting every fold as its maximum number of epochs (early stopping jumps ahead).
-        if progress is None:
+    def cv_progress(e: ProgressEvent) -> None:
+        # One bar over all folds: fold `part` of `parts` counts as its maximum number of epochs.
+        if e.stage != "train" or e.total is None:
+            report(progress, "cross-validate", 0, None, e.unit, f"{e.stage} {e.done}/{e.total}")
             return
-        m = re.match(r"fold (\d+)/(\d+)", description)
-        if m is None:
-            progress("cross-validate", 0, None, f"{description} {done}/{total}")
-            return
-        k, n_folds = int(m.group(1)), int(m.group(2))
-        progress(
-            "cross-validate",
-            (k - 1) * int(total) + int(done),
-            n_folds * int(total),
-            f"{description}, epoch {done}/{total}",
-        )
+        done = e.part * e.total + e.done
+        message = f"fold {e.part + 1}/{e.parts}, epoch {e.done}/{e.total}"
+        report(progress, "cross-validate", done, e.parts * e.total, "epochs", message)
 
     timed(
         "cross-validate",

@@ -1,70 +1,40 @@
-"""What the command modules share: the error console, a stage progress bar, the DDP rank."""
+"""What the command modules share: the error console, the progress bar, the DDP rank, and the
+record of which public function each command calls."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import TypeVar
 
 from rich.console import Console
 
+from musclestate.progress import progress_bar
+
 err = Console(stderr=True)
+
+__all__ = ["err", "mirrors", "parse_devices", "print_error", "progress_bar", "rank_zero"]
+
+F = TypeVar("F", bound=Callable)
+
+
+def mirrors(api_name: str) -> Callable[[F], F]:
+    """Mark a command as the command-line form of ``musclestate.<api_name>``.
+
+    Every command carries this mark: the command passes its options to that public function
+    (same names), and ``tests/test_cli_api.py`` checks that the two agree.
+    """
+
+    def mark(fn: F) -> F:
+        fn.__musclestate_api__ = api_name  # type: ignore[attr-defined]
+        return fn
+
+    return mark
 
 
 def print_error(message: object) -> None:
     """Print one ``error:`` line on stderr, no traceback."""
     err.print(f"[bold red]error:[/] {message}", highlight=False)
-
-
-def progress_columns(label: str, *, percent: bool = False, detail: bool = True) -> tuple:
-    """The columns of every musclestate progress bar: label, bar, count (and percent), rate,
-    elapsed, time left (and the current item, dimmed). The rate comes from the task's
-    ``rate`` field, the item from its ``detail`` field."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return (
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        *([TaskProgressColumn()] if percent else []),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        *([TextColumn("[dim]{task.fields[detail]}")] if detail else []),
-    )
-
-
-@contextlib.contextmanager
-def stage_bar(
-    con: Console, label: str, *, unit: str, per_minute: bool = False
-) -> Iterator[Callable[[int, int | None, str], None]]:
-    """A progress bar (count, rate, elapsed, time left, current item) for one long stage.
-
-    Yields the ``progress(done, total, label)`` callback the stage functions take.
-    """
-    from rich.progress import Progress
-
-    columns = progress_columns(label)
-    with Progress(*columns, console=con) as bar:
-        task = bar.add_task(label, total=None, rate="", detail="")
-
-        def progress(done: int, total: int | None, item: str) -> None:
-            speed = bar.tasks[task].speed
-            if speed:
-                rate = f"{speed * 60:.1f} {unit}/min" if per_minute else f"{speed:.1f} {unit}/s"
-            else:
-                rate = ""
-            bar.update(task, completed=done, total=total, rate=rate, detail=item[:40])
-
-        yield progress
 
 
 def rank_zero() -> bool:

@@ -8,11 +8,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from musclestate.cli._common import stage_bar
+from musclestate.cli._common import mirrors, progress_bar
 
 
+@mirrors("import_manifest")
 def import_cmd(
-    manifest: Annotated[Path, typer.Argument(help="TOML import manifest (see docs/manifest.md).")],
+    manifest_path: Annotated[
+        Path, typer.Argument(metavar="MANIFEST", help="TOML import manifest (docs/manifest.md).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Dataset folder to create.")],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset at --out.")] = False,
     compression: Annotated[
@@ -23,9 +26,9 @@ def import_cmd(
     from musclestate.dataset import import_manifest, open_dataset
 
     con = Console(soft_wrap=True)
-    with stage_bar(con, "import", per_minute=True, unit="rec") as progress:
+    with progress_bar(con) as progress:
         path = import_manifest(
-            manifest, out, overwrite=overwrite, progress=progress, compression=compression
+            manifest_path, out, overwrite=overwrite, progress=progress, compression=compression
         )
     s = open_dataset(path).summary()
     con.print(
@@ -34,8 +37,9 @@ def import_cmd(
     )
 
 
+@mirrors("open_dataset")
 def inspect_cmd(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    path: Annotated[Path, typer.Argument(metavar="DATASET", help="Dataset folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show what a dataset holds: recordings, participants, frames, targets (unit, min, max)."""
@@ -45,7 +49,7 @@ def inspect_cmd(
 
     from musclestate.dataset import open_dataset
 
-    with open_dataset(dataset) as ds:
+    with open_dataset(path) as ds:
         s = ds.summary()
     if as_json:
         typer.echo(json.dumps(s, indent=2))
@@ -73,6 +77,7 @@ def inspect_cmd(
         con.print(f"derived groups: {', '.join(s['derived'])}")
 
 
+@mirrors("probe")
 def probe_cmd(
     path: Annotated[Path, typer.Argument(help="Video, DICOM, image folder or signal file.")],
     crop: Annotated[
@@ -120,6 +125,7 @@ def probe_cmd(
     )
 
 
+@mirrors("simulate_cohort")
 def simulate_cmd(
     out: Annotated[Path, typer.Argument(help="Folder to write the cohort into (new or empty).")],
     participants: Annotated[int, typer.Option(help="Number of participants.")] = 4,
@@ -151,6 +157,6 @@ def simulate_cmd(
     )
     check_output(out, overwrite)
     con = Console(soft_wrap=True)
-    with stage_bar(con, "simulate", unit="frames") as progress:
+    with progress_bar(con) as progress:
         manifest = simulate_cohort(out, config=cfg, progress=progress, overwrite=overwrite)
     con.print(f"phantom cohort: {manifest}  (import: musclestate import {manifest} --out DATASET)")

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from musclestate.cli._common import err, progress_columns
-from musclestate.errors import MusclestateError
+from musclestate.cli._common import err, mirrors, progress_bar
 
 _Backend = Annotated[
     str | None,
@@ -39,15 +38,7 @@ _Segmenter = Annotated[
 ]
 
 
-def _predictor_config(
-    backend: str | None, batch_size: int, roi_every: int | None, threads: int | None
-) -> object:
-    from musclestate.inference import PredictorConfig
-
-    given = {"backend": backend, "roi_every": roi_every, "threads": threads}
-    return PredictorConfig(batch_size=batch_size, **{k: v for k, v in given.items() if v})
-
-
+@mirrors("predict")
 def predict_cmd(
     model: Annotated[
         Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")
@@ -76,45 +67,45 @@ def predict_cmd(
     ] = True,
 ) -> None:
     """Estimate muscle state for every frame of a recording (or of many) and write a table."""
-    from rich.progress import Progress
+    from musclestate.inference.batch import predict
 
-    from musclestate.inference import load_predictor
-    from musclestate.inference.batch import SourceOptions, count_frames, plan_inputs, predict_job
-
-    cfg = _predictor_config(backend, batch_size, roi_every, threads)
-    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
-    opts = SourceOptions(crop=crop, flip_horizontal=flip, pixel_spacing_mm=spacing, fps=fps)
-    jobs = plan_inputs(input, out, xlsx=xlsx, plot=plot, overlay=overlay)
-    con = Console(stderr=True)
-    total = count_frames(jobs, opts)
-    with Progress(*progress_columns("{task.description}", detail=False), console=con) as bar:
-        task = bar.add_task(f"{len(jobs)} input(s)", total=total, rate="")
-
-        def step(n: int) -> None:
-            bar.advance(task, n)
-            speed = bar.tasks[task].speed
-            bar.update(task, rate=f"{speed:.0f} frames/s" if speed else "")
-
-        failed: list[str] = []
-        for job in jobs:
-            bar.update(task, description=job.name)
-            try:
-                est = predict_job(predictor, job, opts, progress=step, hash_input=hash_input)
-            except MusclestateError as exc:
-                if len(jobs) == 1:
-                    raise
-                failed.append(job.name)  # one unreadable input does not stop the batch
-                con.print(f"[bold red]{job.name}: skipped:[/] {exc}", highlight=False)
-                continue
-            con.print(
-                f"{job.name}: {len(est)} frames, muscle found in {int(est.roi_found.sum())}, "
-                f"out of training range {int(est.out_of_range.sum())} -> {job.out_csv}"
-            )
+    with progress_bar() as progress:
+        results = predict(
+            model,
+            input,
+            out,
+            overlay=overlay,
+            plot=plot,
+            xlsx=xlsx,
+            crop=crop,
+            flip=flip,
+            spacing=spacing,
+            fps=fps,
+            backend=backend,
+            batch_size=batch_size,
+            roi_every=roi_every,
+            threads=threads,
+            segmenter=segmenter,
+            onnx=onnx,
+            hash_input=hash_input,
+            progress=progress,
+        )
+    failed = [r.name for r in results if r.estimates is None]
+    for r in results:
+        if r.estimates is None:
+            err.print(f"[bold red]{r.name}: skipped:[/] {r.error}", highlight=False)
+            continue
+        est = r.estimates
+        err.print(
+            f"{r.name}: {len(est)} frames, muscle found in {int(est.roi_found.sum())}, "
+            f"out of training range {int(est.out_of_range.sum())} -> {r.out_csv}"
+        )
     if failed:
-        err.print(f"[bold red]error:[/] {len(failed)} of {len(jobs)} inputs failed: {failed}")
+        err.print(f"[bold red]error:[/] {len(failed)} of {len(results)} inputs failed: {failed}")
         raise typer.Exit(2)
 
 
+@mirrors("stream")
 def stream_cmd(
     model: Annotated[
         Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")
@@ -145,69 +136,53 @@ def stream_cmd(
     speed: Annotated[float, typer.Option(help="Replay a file this many times real time.")] = 1.0,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
     seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    device_option: Annotated[
+    device_options: Annotated[
         list[str] | None,
         typer.Option("--device-option", help="FFmpeg device option KEY=VALUE (repeatable)."),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="Do not print each estimate.")] = False,
 ) -> None:
     """Estimate live, frame by frame, with bounded latency; report latency percentiles."""
-    import json
-
-    import numpy as np
-
-    from musclestate._atomic import write_text_atomic
     from musclestate.errors import ConfigError
-    from musclestate.inference import Estimates, load_predictor, open_source
-    from musclestate.inference.batch import check_against_training
-    from musclestate.inference.outputs import sidecar_path
-    from musclestate.inference.predictor import provenance
-    from musclestate.inference.stream import RowWriter, StreamConfig, run_stream
+    from musclestate.inference import Estimates
+    from musclestate.inference.stream import stream
 
     options: dict[str, str] = {}
-    for item in device_option or []:
+    for item in device_options or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--device-option expects KEY=VALUE, got {item!r}")
         options[key] = value
-    cfg = _predictor_config(backend, 1, roi_every, threads)
-    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
-    scfg = StreamConfig(
-        queue_size=queue,
-        stall_timeout_s=stall_timeout,
-        replay_speed=speed,
-        max_frames=max_frames,
-        max_seconds=seconds,
-    )
-    src = open_source(
-        source,
-        crop=crop,
-        flip_horizontal=flip,
-        pixel_spacing_mm=spacing,
-        device_options=options or None,
-    )
-    prov = provenance(predictor, src)
-    prov["warnings"] = check_against_training(predictor, src, src.info.frame_shape)
-    con = Console(soft_wrap=True)
-    if getattr(predictor.estimator, "context", 0):
-        err.print(
-            "[yellow]warning:[/] this bundle looks at neighbouring frames; live, the frames "
-            "after the current one do not exist yet and are replaced by the current one"
-        )
-    names = predictor.targets
 
     def show(row: Estimates, latency_ms: float) -> None:
         vals = "  ".join(
             f"{k}={row.mean[k][0]:8.2f}±{row.sd[k][0]:.2f}" if row.roi_found[0] else f"{k}=  --"
-            for k in names
+            for k in row.targets
         )
         typer.echo(f"{int(row.frame[0]):6d} {row.t_s[0]:8.3f}s  {vals}  [{latency_ms:5.1f} ms]")
 
-    writer = RowWriter(out) if out is not None else None
-    report = run_stream(
-        predictor, src, config=scfg, on_estimate=None if quiet else show, writer=writer
+    report = stream(
+        model,
+        source,
+        out=out,
+        crop=crop,
+        flip=flip,
+        spacing=spacing,
+        backend=backend,
+        roi_every=roi_every,
+        threads=threads,
+        segmenter=segmenter,
+        onnx=onnx,
+        queue=queue,
+        stall_timeout=stall_timeout,
+        speed=speed,
+        max_frames=max_frames,
+        seconds=seconds,
+        device_options=options or None,
+        on_estimate=None if quiet else show,
     )
     lat = report.latency_ms
+    con = Console(soft_wrap=True)
     con.print(
         f"{report.frames_processed} frames estimated, {report.frames_dropped} dropped "
         f"of {report.frames_received} received; source {report.end_reason}; latency ms "
@@ -218,22 +193,24 @@ def stream_cmd(
             f"[yellow]dropped {report.frames_dropped} frame(s): this machine could not keep up "
             "(try --roi-every 8, smaller frames via --crop, or a faster machine)[/]"
         )
-    if out is not None:
-        doc = {**prov, "stream": scfg.to_dict(), "report": report.to_dict()}
-        if np.isnan(doc["report"]["source_fps"]):
-            doc["report"]["source_fps"] = None
-        write_text_atomic(sidecar_path(out), json.dumps(doc, indent=2, default=str))
 
 
+@mirrors("export_onnx")
 def export_cmd(
-    model: Annotated[Path, typer.Argument(help="Estimator bundle (folder).")],
-    onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
+    bundle_path: Annotated[
+        Path, typer.Argument(metavar="MODEL", help="Estimator bundle (folder).")
+    ],
+    out: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
     opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
+    n_check: Annotated[
+        int, typer.Option(help="Random inputs on which ONNX Runtime is checked against PyTorch.")
+    ] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of those inputs.")] = 0,
 ) -> None:
     """Export a bundle's estimator to ONNX and check it against PyTorch."""
     from musclestate.inference.export import export_onnx
 
-    result = export_onnx(model, onnx, opset=opset)
+    result = export_onnx(bundle_path, out, opset=opset, n_check=n_check, seed=seed)
     typer.echo(
         f"wrote {result.path}; ONNX Runtime vs PyTorch on {result.n_checked} inputs: max |diff| "
         f"{result.max_abs_diff:.2e} (tolerance {result.tolerance:.0e})"

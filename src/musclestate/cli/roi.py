@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from musclestate.cli._common import err, progress_columns
+from musclestate.cli._common import mirrors, progress_bar
 
 roi_app = typer.Typer(
     help="Find the muscle: aponeurosis segmentation, geometry, MG/SOL patches.",
@@ -16,6 +16,7 @@ roi_app = typer.Typer(
 
 
 @roi_app.command("train")
+@mirrors("train_segmenter")
 def roi_train(
     images: Annotated[Path, typer.Argument(help="Folder of greyscale images.")],
     masks: Annotated[Path, typer.Argument(help="Folder of same-named masks (>0 = aponeurosis).")],
@@ -47,22 +48,6 @@ def roi_train(
     typer.echo(f"wrote {path} (card {path.with_suffix('.json').name})")
 
 
-def _roi_progress(description: str) -> object:
-    from rich.progress import Progress
-
-    return Progress(*progress_columns(description, detail=False), console=err)
-
-
-def _roi_spacing(
-    spacing_mm: tuple[float, float] | None, depth_mm: float | None, rows: int
-) -> tuple[float, float] | None:
-    if spacing_mm is not None:
-        return (float(spacing_mm[0]), float(spacing_mm[1]))
-    if depth_mm is not None:
-        return (depth_mm / rows, depth_mm / rows)
-    return None
-
-
 _RoiModel = Annotated[
     Path | None, typer.Option("--model", help="Segmenter .safetensors [default: shipped].")
 ]
@@ -77,6 +62,7 @@ _RoiDepth = Annotated[
 
 
 @roi_app.command("evaluate")
+@mirrors("evaluate_segmenter")
 def roi_evaluate(
     images: Annotated[Path, typer.Argument(help="Folder of greyscale images.")],
     masks: Annotated[Path, typer.Argument(help="Folder of same-named masks.")],
@@ -94,25 +80,18 @@ def roi_evaluate(
     """Dice, IoU and aponeurosis line depth errors of a segmenter on labelled images."""
     import json
 
-    from musclestate.roi.segment import SHIPPED_WEIGHTS, card_path, load_segmenter
-    from musclestate.roi.train import evaluate, load_split
+    from musclestate.roi.evaluate import evaluate_segmenter
 
-    seg = load_segmenter(model)
-    selected = None
-    if split is not None:
-        selected = load_split(card_path(model or SHIPPED_WEIGHTS), split)
-    if names is not None:
-        listed = [s.strip() for s in names.read_text(encoding="utf-8").splitlines() if s.strip()]
-        selected = listed if selected is None else [n for n in selected if n in set(listed)]
-    with _roi_progress("evaluate") as bar:
-        task = bar.add_task("evaluate", total=None, rate="")
-
-        def step(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        res = evaluate(seg, images, masks, selected, pixel_spacing_mm=spacing_mm, progress=step)
-    res["model"] = str(model or SHIPPED_WEIGHTS)
-    res["split"] = split or "all"
+    with progress_bar() as progress:
+        res = evaluate_segmenter(
+            images,
+            masks,
+            model=model,
+            split=split,
+            names=names,
+            spacing_mm=spacing_mm,
+            progress=progress,
+        )
     if as_json:
         typer.echo(json.dumps({k: v for k, v in res.items() if k != "per_image"}, indent=2))
         return
@@ -125,6 +104,7 @@ def roi_evaluate(
 
 
 @roi_app.command("show")
+@mirrors("show_roi")
 def roi_show(
     source: Annotated[Path, typer.Argument(help="Image file, video, DICOM or image folder.")],
     out: Annotated[Path, typer.Option("--out", help="Overlay to write: .png or .mp4.")],
@@ -141,69 +121,33 @@ def roi_show(
     fps: Annotated[float, typer.Option(help="Frame rate of an image folder.")] = 25.0,
 ) -> None:
     """Draw the aponeuroses and MG/SOL patch areas found in an image or a video."""
-    import numpy as np
+    from musclestate.roi.pipeline import dumps
+    from musclestate.roi.show import show_roi
 
-    from musclestate.errors import ConfigError
-    from musclestate.roi.pipeline import (
-        ROIConfig,
-        dumps,
-        overlay,
-        process_frames,
-        result_summary,
-        write_png,
-        write_rgb_video,
+    summary = show_roi(
+        source,
+        out,
+        model=model,
+        spacing_mm=spacing_mm,
+        depth_mm=depth_mm,
+        crop=crop,
+        frame=frame,
+        max_frames=max_frames,
+        every=every,
+        fps=fps,
     )
-    from musclestate.roi.segment import load_segmenter
-    from musclestate.roi.train import IMAGE_SUFFIXES, read_grey
-
-    if out.suffix.lower() not in (".png", ".mp4"):
-        raise ConfigError(f"--out must end in .png or .mp4, got {out}")
-    t_s = None
-    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
-        frames = read_grey(source)[None]
-        if crop is not None:
-            x, y, w, h = crop
-            frames = frames[:, y : y + h, x : x + w]
-        spacing = _roi_spacing(spacing_mm, depth_mm, frames.shape[1])
-    else:
-        from musclestate.io import read_recording
-
-        kw: dict = {"crop": crop} if crop is not None else {}
-        if source.is_dir():
-            kw["fps"] = fps
-        rec = read_recording(source, **kw)
-        frames, t_s = rec.frames, rec.t_s
-        spacing = _roi_spacing(spacing_mm, depth_mm, frames.shape[1]) or rec.pixel_spacing_mm
-    if spacing is None:
-        spacing = (50.0 / frames.shape[1],) * 2
-        err.print(f"no pixel spacing known: assuming 50 mm depth ({spacing[0]:.3f} mm/px)")
-    if out.suffix.lower() == ".png":
-        frames = frames[frame : frame + 1]
-        if not len(frames):
-            raise ConfigError(f"--frame {frame} is beyond the last frame")
-    elif max_frames is not None:
-        frames = frames[:max_frames]
-    cfg = ROIConfig(model=None if model is None else str(model), every=every)
-    seg = load_segmenter(model)
-    res = process_frames(frames, spacing, seg, cfg)
-    if out.suffix.lower() == ".png":
-        prob = seg.predict(frames[0])
-        write_png(out, overlay(frames[0], res.geometries[0], prob, cfg.patches))
-    else:
-        pairs = zip(frames, res.geometries, strict=True)
-        pics = np.stack([overlay(f, g, None, cfg.patches) for f, g in pairs])
-        rate = 25.0 if t_s is None or len(t_s) < 2 else float(1 / np.median(np.diff(t_s)))
-        write_rgb_video(out, pics, rate)
-    summary = result_summary(res)
-    summary["issues_first_frame"] = list(res.geometries[0].issues)
+    written = summary.pop("out")
     typer.echo(dumps(summary))
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {written}")
 
 
 @roi_app.command("apply")
+@mirrors("apply_roi")
 def roi_apply(
     ctx: typer.Context,
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (musclestate import).")],
+    dataset_path: Annotated[
+        Path, typer.Argument(metavar="DATASET", help="Dataset folder (musclestate import).")
+    ],
     model: _RoiModel = None,
     every: Annotated[int, typer.Option(help="Segment every k-th frame, interpolate between.")] = 1,
     sol_depth_mm: Annotated[float, typer.Option(help="SOL depth below the deep apo.")] = 20.0,
@@ -229,8 +173,9 @@ def roi_apply(
 
     from musclestate.roi.geometry import GeometryConfig
     from musclestate.roi.patches import ManualROI, PatchConfig
-    from musclestate.roi.pipeline import ROIConfig, apply_roi, stored_roi_config
+    from musclestate.roi.pipeline import ROIConfig, apply_roi
 
+    cfg = None
     if again:
         # options the user typed, whatever their values (click's ParameterSource.DEFAULT
         # marks the rest)
@@ -245,7 +190,6 @@ def roi_apply(
             raise ConfigError(
                 f"--again reuses the stored settings; give no other ROI options (got {given})"
             )
-        cfg = stored_roi_config(dataset)
     else:
         manual_rois = {}
         if manual is not None:
@@ -259,12 +203,6 @@ def roi_apply(
             manual=manual_rois,
         )
     t0 = time.perf_counter()
-    with _roi_progress("roi") as bar:
-        task = bar.add_task("roi", total=None, rate="")
-
-        def step(done: int, total: int, label: str) -> None:
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            bar.update(task, completed=done, total=total, rate=f"{rate:.1f} frames/s {label}")
-
-        apply_roi(dataset, cfg, progress=step)
-    typer.echo(f"wrote {dataset}/derived/roi.h5 in {time.perf_counter() - t0:.1f} s")
+    with progress_bar() as progress:
+        apply_roi(dataset_path, cfg, again=again, progress=progress)
+    typer.echo(f"wrote {dataset_path}/derived/roi.h5 in {time.perf_counter() - t0:.1f} s")

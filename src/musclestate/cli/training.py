@@ -2,31 +2,84 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from musclestate.cli._common import parse_devices, progress_columns, rank_zero
+from musclestate.cli._common import mirrors, parse_devices, progress_bar, rank_zero
+
+# The training options of `train` and `cv`, declared once: each is the TrainConfig field of the
+# same name (`None` = keep the --config file's value, else TrainConfig's default).
+TRAIN_OPTIONS: dict[str, Any] = {
+    "network": Annotated[str | None, typer.Option(help="Network name (default compact_resnet).")],
+    "input": Annotated[str | None, typer.Option("--input", help="patches (MG+SOL) or frame.")],
+    "image_size": Annotated[
+        tuple[int, int] | None,
+        typer.Option("--image-size", help="Network input H W (default 32 64)."),
+    ],
+    "context": Annotated[
+        int | None, typer.Option(help="Neighbouring frames per side as channels.")
+    ],
+    "targets": Annotated[
+        list[str] | None,
+        typer.Option("--target", help="Target to train on (repeat); default all."),
+    ],
+    "frame_stride": Annotated[
+        int | None, typer.Option(help="Train on every k-th frame (test: all).")
+    ],
+    "ensemble": Annotated[
+        int | None,
+        typer.Option(
+            help="Networks per model (deep ensemble; member m trains on frames offset m)."
+        ),
+    ],
+    "epochs": Annotated[int | None, typer.Option(help="Maximum epochs (default 30).")],
+    "patience": Annotated[int | None, typer.Option(help="Early-stopping patience (default 6).")],
+    "batch_size": Annotated[int | None, typer.Option(help="Global batch size (default 64).")],
+    "lr": Annotated[float | None, typer.Option(help="AdamW learning rate (default 2e-3).")],
+    "val_participants": Annotated[
+        int | None,
+        typer.Option(help="Validation participants from the training side (default 1)."),
+    ],
+    "seed": Annotated[
+        int | None, typer.Option(help="Seed of splits, weights, order, augmentation.")
+    ],
+    "accelerator": Annotated[
+        str | None, typer.Option(help="Lightning accelerator: auto, cpu, gpu.")
+    ],
+    "devices": Annotated[str | None, typer.Option(help="Devices per node (a number or 'auto').")],
+    "num_nodes": Annotated[int | None, typer.Option(help="Nodes for multi-node DDP.")],
+    "strategy": Annotated[str | None, typer.Option(help="Lightning strategy: auto, ddp, ...")],
+    "num_threads": Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")],
+}
 
 
-def _train_config(
-    config: Path | None,
-    *,
-    target: list[str] | None,
-    devices: str | None,
-    threads: int | None,
-    **options: object,
-):
+def with_train_options(command: Callable) -> Callable:
+    """Give ``command`` the :data:`TRAIN_OPTIONS` as keyword options, collected in its
+    ``**train_options`` (so that ``train`` and ``cv`` declare them in one place)."""
+    sig = inspect.signature(command, eval_str=True)
+    kept = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
+        for name, ann in TRAIN_OPTIONS.items()
+    ]
+    command.__signature__ = sig.replace(parameters=[*kept, *added])
+    command.__annotations__ = {
+        **{p.name: p.annotation for p in kept},
+        **TRAIN_OPTIONS,
+        "return": sig.return_annotation,
+    }
+    return command
+
+
+def _train_config(config: Path | None, options: dict[str, Any]):
     """A TrainConfig from an optional JSON file (a run's config.json "train" or a card's
-    "training.config" are accepted too), then the options given on the command line.
-
-    ``options`` are the shared training options of ``train`` and ``cv`` under their
-    TrainConfig names; the three whose names or types differ are mapped here.
-    """
-    import json
-
+    "training.config" are accepted too), then the options given on the command line."""
     from musclestate.training.config import TrainConfig
 
     base: dict = {}
@@ -38,37 +91,12 @@ def _train_config(
 
             raise ConfigError(f"{config}: cannot read training configuration ({exc})") from None
         base = base.get("train", base.get("training", {}).get("config", base))
-    overrides = {
-        **options,
-        "targets": tuple(target or ()),
-        "devices": parse_devices(devices),
-        "num_threads": threads,
-    }
-    given = {k: v for k, v in overrides.items() if v is not None and v != ()}
+    given = {k: v for k, v in options.items() if v is not None and v != [] and v != ()}
+    if "targets" in given:
+        given["targets"] = tuple(given["targets"])
+    if "devices" in given:
+        given["devices"] = parse_devices(given["devices"])
     return TrainConfig.from_dict({**base, **given})
-
-
-def _epoch_progress(con: Console):
-    """A rich progress bar with one row per fold, and the ``progress`` function that feeds it."""
-    from rich.progress import Progress
-
-    bar = Progress(
-        *progress_columns("{task.description:<16}", detail=False),
-        console=con,
-        disable=not rank_zero(),
-    )
-    tasks: dict[str, int] = {}
-
-    def progress(description: str, done: int, total: int) -> None:
-        if description not in tasks:
-            tasks[description] = bar.add_task(description, total=total, rate="")
-        task = tasks[description]
-        bar.update(task, completed=done, total=total)
-        speed = bar.tasks[task].speed
-        unit = "epochs" if description != "loading recordings" else "recordings"
-        bar.update(task, rate=f"{speed * 60:.1f} {unit}/min" if speed else "")
-
-    return bar, progress
 
 
 def _quiet_lightning() -> None:
@@ -77,96 +105,46 @@ def _quiet_lightning() -> None:
     quiet_lightning()
 
 
-# Options shared by `train` and `cv`, declared once.
-
 _Config = Annotated[
     Path | None,
     typer.Option("--config", help="JSON training configuration to start from (e.g. a run's "
                  "config.json); the options below override it."),
 ]  # fmt: skip
-_Network = Annotated[str | None, typer.Option(help="Network name (default compact_resnet).")]
-_Input = Annotated[str | None, typer.Option("--input", help="patches (MG+SOL) or frame.")]
-_ImageSize = Annotated[
-    tuple[int, int] | None,
-    typer.Option("--image-size", help="Network input H W (default 32 64)."),
-]
-_Context = Annotated[int | None, typer.Option(help="Neighbouring frames per side as channels.")]
-_Targets = Annotated[
-    list[str] | None, typer.Option("--target", help="Target to train on (repeat); default all.")
-]
-_Stride = Annotated[int | None, typer.Option(help="Train on every k-th frame (test: all).")]
-_Ensemble = Annotated[
-    int | None,
-    typer.Option(help="Networks per model (deep ensemble; member m trains on frames offset m)."),
-]
-_Epochs = Annotated[int | None, typer.Option(help="Maximum epochs (default 30).")]
-_Patience = Annotated[int | None, typer.Option(help="Early-stopping patience (default 6).")]
-_Batch = Annotated[int | None, typer.Option(help="Global batch size (default 64).")]
-_Lr = Annotated[float | None, typer.Option(help="AdamW learning rate (default 2e-3).")]
-_Val = Annotated[
-    int | None, typer.Option(help="Validation participants from the training side (default 1).")
-]
-_Seed = Annotated[int | None, typer.Option(help="Seed of splits, weights, order, augmentation.")]
-_Accel = Annotated[str | None, typer.Option(help="Lightning accelerator: auto, cpu, gpu.")]
-_Devices = Annotated[str | None, typer.Option(help="Devices per node (a number or 'auto').")]
-_Nodes = Annotated[int | None, typer.Option("--num-nodes", help="Nodes for multi-node DDP.")]
-_Strategy = Annotated[str | None, typer.Option(help="Lightning strategy: auto, ddp, ...")]
-_Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads for torch.")]
 _Resume = Annotated[bool, typer.Option(help="Continue from the last checkpoints.")]
 
 
+@mirrors("train_bundle")
+@with_train_options
 def train_cmd(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (with `roi apply` done).")],
+    dataset_path: Annotated[
+        Path, typer.Argument(metavar="DATASET", help="Dataset folder (with `roi apply` done).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Estimator bundle folder to write.")],
     run: Annotated[
         Path | None, typer.Option("--run", help="Collected cv run whose metrics go in the card.")
     ] = None,
     config: _Config = None,
-    network: _Network = None,
-    input: _Input = None,
-    image_size: _ImageSize = None,
-    context: _Context = None,
-    target: _Targets = None,
-    frame_stride: _Stride = None,
-    ensemble: _Ensemble = None,
-    epochs: _Epochs = None,
-    patience: _Patience = None,
-    batch_size: _Batch = None,
-    lr: _Lr = None,
-    val_participants: _Val = None,
-    seed: _Seed = None,
-    accelerator: _Accel = None,
-    devices: _Devices = None,
-    num_nodes: _Nodes = None,
-    strategy: _Strategy = None,
-    threads: _Threads = None,
     resume: _Resume = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+    **train_options: Any,
 ) -> None:
     """Train a deployable estimator bundle on every participant of a dataset."""
     from musclestate.training.cv import train_bundle
 
-    cfg = _train_config(
-        config, network=network, input=input, image_size=image_size, context=context,
-        target=target, frame_stride=frame_stride, ensemble=ensemble, epochs=epochs,
-        patience=patience,
-        batch_size=batch_size, lr=lr, val_participants=val_participants, seed=seed,
-        accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
-        threads=threads,
-    )  # fmt: skip
+    cfg = _train_config(config, train_options)
     _quiet_lightning()
-    con = Console(stderr=True)
-    bar, progress = _epoch_progress(con)
-    with bar:
+    with progress_bar(disable=not rank_zero()) as progress:
         path = train_bundle(
-            dataset, out, cfg, run=run, resume=resume, overwrite=overwrite, progress=progress
+            dataset_path, out, cfg, run=run, resume=resume, overwrite=overwrite, progress=progress
         )
     if rank_zero():
         Console(soft_wrap=True).print(f"estimator bundle: {path}")
 
 
+@mirrors("run_cv")
+@with_train_options
 def cv_cmd(
-    dataset: Annotated[
+    dataset_path: Annotated[
         Path,
         typer.Argument(
             metavar="DATASET | collect",
@@ -182,35 +160,16 @@ def cv_cmd(
         int | None, typer.Option(help="Run only this fold (0-based), e.g. a SLURM array task.")
     ] = None,
     config: _Config = None,
-    network: _Network = None,
-    input: _Input = None,
-    image_size: _ImageSize = None,
-    context: _Context = None,
-    target: _Targets = None,
-    frame_stride: _Stride = None,
-    ensemble: _Ensemble = None,
-    epochs: _Epochs = None,
-    patience: _Patience = None,
-    batch_size: _Batch = None,
-    lr: _Lr = None,
-    val_participants: _Val = None,
-    seed: _Seed = None,
-    accelerator: _Accel = None,
-    devices: _Devices = None,
-    num_nodes: _Nodes = None,
-    strategy: _Strategy = None,
-    threads: _Threads = None,
     resume: _Resume = False,
+    **train_options: Any,
 ) -> None:
     """Participant-wise cross-validation: `musclestate cv DATASET --folds K --out RUN [--fold I]`,
     then (after per-fold jobs) `musclestate cv collect RUN`."""
-    import json
-
     from musclestate.errors import ConfigError
     from musclestate.training.cv import collect, run_cv
 
     con = Console(soft_wrap=True)
-    if str(dataset) == "collect" and not dataset.is_dir():
+    if str(dataset_path) == "collect" and not dataset_path.is_dir():
         if collect_run is None:
             raise ConfigError("usage: musclestate cv collect RUN")
         path = collect(collect_run)
@@ -220,18 +179,12 @@ def cv_cmd(
         raise ConfigError(f"unexpected argument {str(collect_run)!r}; did you mean --out?")
     if out is None:
         raise ConfigError("missing --out RUN (the run folder to write)")
-    cfg = _train_config(
-        config, network=network, input=input, image_size=image_size, context=context,
-        target=target, frame_stride=frame_stride, ensemble=ensemble, epochs=epochs,
-        patience=patience,
-        batch_size=batch_size, lr=lr, val_participants=val_participants, seed=seed,
-        accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
-        threads=threads,
-    )  # fmt: skip
+    cfg = _train_config(config, train_options)
     _quiet_lightning()
-    bar, progress = _epoch_progress(Console(stderr=True))
-    with bar:
-        path = run_cv(dataset, out, cfg, folds=folds, fold=fold, resume=resume, progress=progress)
+    with progress_bar(disable=not rank_zero()) as progress:
+        path = run_cv(
+            dataset_path, out, cfg, folds=folds, fold=fold, resume=resume, progress=progress
+        )
     if not rank_zero():
         return
     if fold is not None:
@@ -264,24 +217,28 @@ def _print_cv_summary(con: Console, metrics: dict, path: Path) -> None:
     con.print(f"metrics: {path}")
 
 
+@mirrors("write_report")
 def report_cmd(
-    run: Annotated[Path, typer.Argument(help="Run folder written by `musclestate cv`.")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN", help="Run folder written by `musclestate cv`.")
+    ],
     out: Annotated[
         Path | None, typer.Option("--out", help="HTML file to write [default: RUN/report.html].")
     ] = None,
-    examples: Annotated[int, typer.Option(help="Example frames with their ROI overlay.")] = 4,
+    n_examples: Annotated[
+        int, typer.Option("--examples", help="Example frames with their ROI overlay.")
+    ] = 4,
 ) -> None:
     """Write one self-contained HTML report of a cross-validation run."""
-    import json
-
     from musclestate.report import metrics_table, write_report
 
-    path = write_report(run, out, n_examples=examples)
+    path = write_report(run_dir, out, n_examples=n_examples)
     con = Console(soft_wrap=True)
-    con.print(metrics_table(json.loads((run / "metrics.json").read_text(encoding="utf-8"))))
+    con.print(metrics_table(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))))
     con.print(f"report: {path}", soft_wrap=True)
 
 
+@mirrors("run_demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-output"),
     config: Annotated[
@@ -309,8 +266,6 @@ def demo_cmd(
     """Simulate a phantom cohort, import it, find the muscle, cross-validate, write a report."""
     import dataclasses
 
-    from rich.progress import Progress
-
     from musclestate.demo import STAGES, DemoConfig, load_demo_config, run_demo
     from musclestate.report import metrics_table
 
@@ -331,26 +286,8 @@ def demo_cmd(
         f"demo: {cfg.participants} phantom participants x {cfg.seconds:g} s at {cfg.fps:g} fps, "
         f"{cfg.size[0]}x{cfg.size[1]} px, {cfg.folds}-fold participant-wise CV -> {out}"
     )
-    columns = progress_columns("{task.description:<15}", percent=True)
-    with Progress(*columns, console=con) as bar:
-        tasks = {s: bar.add_task(s, total=None, start=False, rate="", detail="") for s in STAGES}
-
-        def progress(stage: str, done: int, total: int | None, detail: str) -> None:
-            task = tasks[stage]
-            if not bar.tasks[task].started:
-                bar.start_task(task)
-            for s in STAGES[: STAGES.index(stage)]:
-                t = bar.tasks[tasks[s]]
-                if not t.finished:
-                    bar.update(tasks[s], total=t.completed or 1, completed=t.completed or 1)
-            speed = bar.tasks[task].speed
-            rate = f"{speed:.1f}/s" if speed else ""
-            bar.update(task, completed=done, total=total, rate=rate, detail=detail[:40])
-
+    with progress_bar(con, stages=STAGES) as progress:
         result = run_demo(out, cfg, overwrite=overwrite, progress=progress)
-        for s in STAGES:
-            t = bar.tasks[tasks[s]]
-            bar.update(tasks[s], total=t.completed or 1, completed=t.completed or 1)
     con.print(metrics_table(result.metrics))
     con.print(
         f"wall time {result.timings_s['total'] / 60:.1f} min; report: {result.report}",

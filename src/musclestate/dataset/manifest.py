@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from musclestate.dataset.store import Progress, recording_id, write_dataset
+from musclestate.dataset.store import recording_id, write_dataset
 from musclestate.errors import ConfigError, DatasetError, InputError, SignalError
+from musclestate.progress import ProgressFn
 from musclestate.records import TARGET_UNITS, Recording, RecordingMeta, Signal, Target
 from musclestate.signals import emg, sync
 
@@ -690,7 +691,7 @@ def import_manifest(
     out: str | Path,
     *,
     overwrite: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     compression: str = "gzip",
 ) -> Path:
     """Import every ``include``-d recording of a TOML manifest into a dataset folder.
@@ -703,7 +704,8 @@ def import_manifest(
         manifest_path: the TOML manifest (paths in it are relative to it).
         out: dataset folder to create.
         overwrite: replace an existing dataset at ``out`` once the new one is complete.
-        progress: ``progress(done, total, recording_id)`` after each recording.
+        progress: receives a :class:`~musclestate.progress.ProgressEvent` (stage ``"import"``,
+            unit ``"recordings"``) after each recording.
         compression: frame compression, see :func:`write_dataset`.
 
     Returns:

@@ -27,7 +27,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import numpy as np
 from musclestate import __version__
 from musclestate._atomic import atomic_dir, atomic_file, json_default, write_text_atomic
 from musclestate.errors import DatasetError, InputError
+from musclestate.progress import ProgressFn, report
 from musclestate.records import Recording, RecordingMeta, Signal, Target
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ MANIFEST = "manifest.json"
 FRAMES = "frames.h5"
 DERIVED = "derived"
 
-#: ``progress(done, total, label)``: called after each recording (total may be ``None``).
-Progress = Callable[[int, int | None, str], None]
 
 _COMPRESSION: dict[str, dict[str, Any]] = {
     "gzip": {"compression": "gzip", "compression_opts": 1},
@@ -169,7 +168,7 @@ def write_dataset(
     *,
     overwrite: bool = False,
     compression: str = "gzip",
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     total: int | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
@@ -181,7 +180,8 @@ def write_dataset(
             only one recording in memory at a time. ``(participant, trial)`` must be unique.
         overwrite: replace an existing ``out`` (only once the new dataset is complete).
         compression: frame chunk compression, ``"gzip"`` (level 1), ``"lzf"`` or ``"none"``.
-        progress: ``progress(done, total, recording_id)`` after each recording.
+        progress: receives a :class:`~musclestate.progress.ProgressEvent` (stage
+            ``"import"``, unit ``"recordings"``, message the recording id) after each recording.
         total: number of recordings, passed to ``progress`` only.
         extra: JSON-serialisable information stored under ``"import"`` in the manifest.
 
@@ -216,8 +216,7 @@ def write_dataset(
                 seen[rid] = key
                 entries.append(_write_recording(h5, rid, rec, compression))
                 log.info("wrote %s: %d frames %s", rid, rec.n_frames, rec.frame_shape)
-                if progress is not None:
-                    progress(len(entries), total, rid)
+                report(progress, "import", len(entries), total, "recordings", rid)
         if not entries:
             raise InputError("no recordings to write; a dataset needs at least one")
         manifest = {

@@ -1,15 +1,15 @@
 """Offline prediction on files: one input or a whole folder, with every output traced.
 
-:func:`plan_inputs` turns what the user named (a video, an image folder, a DICOM cine, a dataset,
-or a folder of such inputs) into a list of jobs, each with its own output paths;
-:func:`predict_job` runs one job and writes the CSV (plus the optional XLSX, PNG plot and overlay
-video) with a JSON sidecar beside each file.
+:func:`predict` is what ``musclestate predict`` calls. Inside it, :func:`plan_inputs` turns what
+the user named (a video, an image folder, a DICOM cine, a dataset, or a folder of such inputs)
+into a list of jobs, each with its own output paths; :func:`predict_job` runs one job and writes
+the CSV (plus the optional XLSX, PNG plot and overlay video) with a JSON sidecar beside each file.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 
 from musclestate.errors import ConfigError, InputError, MusclestateError
 from musclestate.inference import outputs
-from musclestate.inference.predictor import Predictor, provenance
+from musclestate.inference.predictor import Predictor, PredictorConfig, provenance
 from musclestate.inference.sources import (
     VIDEO_SUFFIXES,
     FrameSource,
@@ -26,6 +26,7 @@ from musclestate.inference.sources import (
     is_dataset,
     open_source,
 )
+from musclestate.progress import ProgressEvent, ProgressFn, report
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ def predict_job(
     job: Job,
     options: SourceOptions,
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressFn | None = None,
     hash_input: bool = True,
 ) -> outputs.Estimates:
     """Predict one input and write its CSV (+ XLSX, plot, overlay), each with a JSON sidecar."""
@@ -216,6 +217,106 @@ def predict_job(
             write_overlay(job.overlay, (f.image for f in again), est, pred.outlines)
         outputs.write_sidecar(job.overlay, est, prov)
     return est
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What :func:`predict` did with one input.
+
+    Attributes:
+        name: short name of the input (file stem or recording id).
+        input: the input path.
+        out_csv: the table written (its sidecar is ``out_csv + ".json"``).
+        estimates: the per-frame estimates, or ``None`` when the input failed.
+        error: why the input failed (``None`` when it did not).
+    """
+
+    name: str
+    input: Path
+    out_csv: Path
+    estimates: outputs.Estimates | None
+    error: str | None = None
+
+
+def predict(
+    model: str | Path,
+    input: str | Path,
+    out: str | Path,
+    *,
+    overlay: str | Path | None = None,
+    plot: str | Path | None = None,
+    xlsx: str | Path | None = None,
+    crop: tuple[int, int, int, int] | None = None,
+    flip: bool = False,
+    spacing: tuple[float, float] | None = None,
+    fps: float | None = None,
+    backend: str | None = None,
+    batch_size: int = 32,
+    roi_every: int | None = None,
+    threads: int | None = None,
+    segmenter: str | Path | None = None,
+    onnx: str | Path | None = None,
+    hash_input: bool = True,
+    progress: ProgressFn | None = None,
+) -> list[PredictResult]:
+    """Estimate every frame of a recording, or of many, and write the tables.
+
+    Args:
+        model: estimator bundle folder (``card.json`` + ``model.safetensors``).
+        input: a video, image folder, DICOM cine, dataset, or a folder of these.
+        out: the CSV to write; a folder (one ``NAME.csv`` per input) for many inputs.
+        overlay: overlay video (``.mp4``) of the ROI and the traces (for many inputs: any value
+            switches on ``NAME.mp4`` beside each CSV; the same for ``plot`` and ``xlsx``).
+        plot: PNG plot of the traces.
+        xlsx: the same table as an Excel workbook.
+        crop: B-mode image inside the frame, ``(x, y, w, h)`` in 0-based pixels.
+        flip: mirror frames left-right.
+        spacing: pixel spacing ``(row_mm, col_mm)`` where the input does not say.
+        fps: frame rate of an image folder (frames/s).
+        backend: ``"onnx"`` or ``"torch"`` (``None``: :class:`PredictorConfig`'s default).
+        batch_size: frames per estimator call.
+        roi_every: segment every k-th frame and interpolate between (``None``: the default).
+        threads: CPU threads for the networks.
+        segmenter: segmenter weights (``.safetensors``) instead of the bundle's.
+        onnx: an estimator exported by :func:`musclestate.inference.export.export_onnx`.
+        hash_input: record each input's SHA-256 in the sidecar.
+        progress: receives :class:`~musclestate.progress.ProgressEvent` (stage ``"predict"``,
+            unit ``"frames"`` over all inputs, message the input's name).
+
+    Returns:
+        One :class:`PredictResult` per input, in order. With several inputs, one that cannot be
+        read is logged and reported in its result (``error``), and the others still run.
+
+    Raises:
+        MusclestateError: the bundle or the only input cannot be used.
+    """
+    from musclestate.inference.loader import load_predictor
+
+    cfg = PredictorConfig.from_options(
+        backend=backend, batch_size=batch_size, roi_every=roi_every, threads=threads
+    )
+    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
+    opts = SourceOptions(crop=crop, flip_horizontal=flip, pixel_spacing_mm=spacing, fps=fps)
+    jobs = plan_inputs(input, out, xlsx=xlsx, plot=plot, overlay=overlay)
+    total = count_frames(jobs, opts)
+    results: list[PredictResult] = []
+    finished = 0
+    for job in jobs:
+
+        def step(e: ProgressEvent, base: int = finished, name: str = job.name) -> None:
+            report(progress, "predict", base + e.done, total or None, "frames", name)
+
+        try:
+            est = predict_job(predictor, job, opts, progress=step, hash_input=hash_input)
+        except MusclestateError as exc:
+            if len(jobs) == 1:
+                raise
+            log.error("%s: skipped: %s", job.name, exc)  # one bad input does not stop the batch
+            results.append(PredictResult(job.name, job.input, job.out_csv, None, str(exc)))
+            continue
+        finished += len(est)
+        results.append(PredictResult(job.name, job.input, job.out_csv, est))
+    return results
 
 
 def training_input(card: Mapping[str, Any]) -> dict[str, Any] | None:

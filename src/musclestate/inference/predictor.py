@@ -19,7 +19,7 @@ The ROI stage and the estimator are plain objects with small interfaces (:class:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ from musclestate.errors import ConfigError
 from musclestate.inference.novelty import FeatureNovelty
 from musclestate.inference.outputs import Estimates
 from musclestate.inference.sources import Frame, FrameSource
+from musclestate.progress import ProgressFn, report
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,11 @@ class PredictorConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> PredictorConfig:
+        """The configuration with the given fields; ``None`` values keep the defaults."""
+        return cls(**{k: v for k, v in options.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -318,13 +324,14 @@ class Predictor:
         source: FrameSource,
         *,
         keep_outlines: bool = False,
-        progress: Callable[[int], None] | None = None,
+        progress: ProgressFn | None = None,
     ) -> Prediction:
         """Estimate every frame of ``source`` offline.
 
         Frames are read in chunks of ``roi.chunk`` with ``roi.context`` frames of overlap on
         each side, so a stage with temporal smoothing gives what it gives on the whole input;
-        ``progress(n)`` is called with the number of frames finished after each chunk.
+        ``progress`` receives a :class:`~musclestate.progress.ProgressEvent` (stage
+        ``"predict"``, unit ``"frames"``, message the source's name) after each chunk.
         """
         self.reset()
         spacing = source.info.pixel_spacing_mm
@@ -335,6 +342,7 @@ class Predictor:
         buf: list[Frame] = []  # frames from stream position `base` on
         base = 0
         done = 0  # frames finished (stream positions < done)
+        total = source.info.n_frames
 
         def process(hi: int) -> None:
             nonlocal base, done
@@ -351,9 +359,8 @@ class Predictor:
             parts.append(_slice(p.estimates, a, b))
             if keep_outlines:
                 outlines.extend(list(p.outlines)[a:b] if p.outlines else [[]] * (b - a))
-            if progress is not None:
-                progress(keep_hi - done)
             done = keep_hi
+            report(progress, "predict", done, total, "frames", source.info.name)
             cut = max(0, done - ctx) - base
             del buf[:cut]
             base += cut

@@ -220,3 +220,96 @@ def run_stream(
             report.frames_received,
         )
     return report
+
+
+def stream(
+    model: str | Path,
+    source: str,
+    *,
+    out: str | Path | None = None,
+    crop: tuple[int, int, int, int] | None = None,
+    flip: bool = False,
+    spacing: tuple[float, float] | None = None,
+    backend: str | None = None,
+    roi_every: int | None = None,
+    threads: int | None = None,
+    segmenter: str | Path | None = None,
+    onnx: str | Path | None = None,
+    queue: int = 2,
+    stall_timeout: float = 2.0,
+    speed: float = 1.0,
+    max_frames: int | None = None,
+    seconds: float | None = None,
+    device_options: dict[str, str] | None = None,
+    on_estimate: Callable[[Estimates, float], None] | None = None,
+) -> StreamReport:
+    """Estimate live, frame by frame, with bounded latency (``musclestate stream``).
+
+    Args:
+        model: estimator bundle folder.
+        source: a video file (replayed at its frame rate) or a capture device ``FORMAT:URL``,
+            e.g. ``v4l2:/dev/video0``, ``avfoundation:0``, ``dshow:video=NAME``.
+        out: CSV written row by row as estimates come (columns of
+            :meth:`~musclestate.inference.outputs.Estimates.columns` plus ``latency_ms``); at
+            the end its sidecar ``OUT.json`` gets the provenance, the stream settings and the
+            report.
+        crop: B-mode image inside the frame, ``(x, y, w, h)`` in 0-based pixels.
+        flip: mirror frames left-right.
+        spacing: pixel spacing ``(row_mm, col_mm)`` where the source does not say.
+        backend: ``"onnx"`` or ``"torch"`` (``None``: the default of
+            :class:`~musclestate.inference.predictor.PredictorConfig`).
+        roi_every: segment every k-th frame, track the aponeuroses in between.
+        threads: CPU threads for the networks.
+        segmenter: segmenter weights instead of the bundle's.
+        onnx: an estimator exported by :func:`musclestate.inference.export.export_onnx`.
+        queue: frames allowed to wait for the predictor; more are dropped.
+        stall_timeout: stop when the source is silent this many seconds.
+        speed: replay a file this many times real time.
+        max_frames: stop after this many frames.
+        seconds: stop after this many seconds.
+        device_options: FFmpeg options of a capture device.
+        on_estimate: called with each one-row estimate and its latency in ms.
+
+    Returns:
+        The :class:`StreamReport` (frames received, processed, dropped; latency percentiles).
+    """
+    from musclestate._atomic import write_json_atomic
+    from musclestate.inference.batch import check_against_training
+    from musclestate.inference.loader import load_predictor
+    from musclestate.inference.outputs import sidecar_path
+    from musclestate.inference.predictor import PredictorConfig, provenance
+    from musclestate.inference.sources import open_source
+
+    cfg = PredictorConfig.from_options(
+        backend=backend, batch_size=1, roi_every=roi_every, threads=threads
+    )
+    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
+    scfg = StreamConfig(
+        queue_size=queue,
+        stall_timeout_s=stall_timeout,
+        replay_speed=speed,
+        max_frames=max_frames,
+        max_seconds=seconds,
+    )
+    src = open_source(
+        source,
+        crop=crop,
+        flip_horizontal=flip,
+        pixel_spacing_mm=spacing,
+        device_options=dict(device_options) if device_options else None,
+    )
+    prov = provenance(predictor, src)
+    prov["warnings"] = check_against_training(predictor, src, src.info.frame_shape)
+    if getattr(predictor.estimator, "context", 0):
+        log.warning(
+            "this bundle looks at neighbouring frames; live, the frames after the current one "
+            "do not exist yet and are replaced by the current one"
+        )
+    writer = RowWriter(out) if out is not None else None
+    result = run_stream(predictor, src, config=scfg, on_estimate=on_estimate, writer=writer)
+    if out is not None:
+        done = result.to_dict()
+        if np.isnan(done["source_fps"]):
+            done["source_fps"] = None
+        write_json_atomic(sidecar_path(out), {**prov, "stream": scfg.to_dict(), "report": done})
+    return result

@@ -42,10 +42,10 @@ from musclestate.errors import ConfigError
 from musclestate.phantom import geometry, imaging, mechanics
 from musclestate.phantom.participants import Participant, draw_participant
 from musclestate.phantom.protocol import ProtocolConfig, Trial, simulate_trial
+from musclestate.progress import ProgressFn, report
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int, int, str], None]
 _MARKER = ".musclestate-phantom"
 LABEL_NAMES = {
     0: "background",
@@ -344,7 +344,8 @@ def simulate_cohort(
         fps: scanner frame rate (frames/s).
         seed: the same seed gives the same bytes.
         size: ``(rows, cols)`` of the frames in pixels.
-        progress: ``progress(done_frames, total_frames, label)`` after each batch of frames.
+        progress: receives a :class:`~musclestate.progress.ProgressEvent` (stage
+            ``"simulate"``, unit ``"frames"``, message the trial) after each batch of frames.
         config: the full configuration (protocol, video quality, scatterer density).
         overwrite: replace a previous phantom cohort in ``out`` (never any other data).
 
@@ -381,8 +382,7 @@ def simulate_cohort(
     def tick(k: int, label: str) -> None:
         nonlocal done
         done += k
-        if progress is not None:
-            progress(done, total, label)
+        report(progress, "simulate", done, total, "frames", label)
 
     records: list[dict[str, Any]] = []
     recordings: list[dict[str, Any]] = []

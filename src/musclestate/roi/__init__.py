@@ -5,7 +5,8 @@
 - :func:`extract_patches` (MG/SOL patches, :class:`PatchConfig`), :class:`ManualROI` fallback;
 - :func:`measure` (thickness, aponeurosis angles, fascicle orientation, pennation, echo);
 - :func:`process_frames` / :func:`apply_roi` (a recording / a whole dataset, :class:`ROIConfig`);
-- :func:`train_segmenter` / :func:`evaluate` (``musclestate roi train`` / ``evaluate``).
+- :func:`show_roi` (``musclestate roi show``);
+- :func:`train_segmenter` / :func:`evaluate_segmenter` (``musclestate roi train`` / ``evaluate``).
 
 Names load lazily so that ``import musclestate.roi`` does not import torch.
 """
@@ -35,6 +36,8 @@ _NAMES = {
     "TrainConfig": "musclestate.roi.train",
     "train_segmenter": "musclestate.roi.train",
     "evaluate": "musclestate.roi.train",
+    "evaluate_segmenter": "musclestate.roi.evaluate",
+    "show_roi": "musclestate.roi.show",
 }
 
 __all__ = sorted(_NAMES)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from musclestate.errors import ConfigError, DatasetError, InputError
+from musclestate.progress import ProgressEvent, ProgressFn, report
 from musclestate.roi.architecture import FEATURE_NAMES, FEATURE_UNITS, feature_vector, measure
 from musclestate.roi.geometry import (
     GeometryConfig,
@@ -33,8 +34,6 @@ from musclestate.roi.geometry import (
 from musclestate.roi.patches import PATCH_CHANNELS, ManualROI, PatchConfig, extract_patches
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -190,7 +189,7 @@ def process_frames(
     config: ROIConfig | None = None,
     *,
     manual: ManualROI | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
     with_patches: bool = True,
 ) -> ROIResult:
     """The ROI step for the consecutive frames of one recording.
@@ -202,7 +201,8 @@ def process_frames(
             ``config.model``); unused with ``manual``.
         config: :class:`ROIConfig`.
         manual: a hand-drawn MG region used for every frame instead of the network.
-        progress: ``progress(done, total)`` in frames.
+        progress: receives :class:`~musclestate.progress.ProgressEvent` (stage ``"roi"``) in
+            frame steps: each frame counts twice (segmentation, then patches and measures).
         with_patches: False skips cutting the MG and SOL patches (an estimator that reads whole
             frames needs only the geometry and the measures); ``patches`` then has no channels.
     """
@@ -238,8 +238,7 @@ def process_frames(
             sel = seg_idx[i : i + config.batch_size]
             probs = segmenter.predict(frames[sel], batch_size=config.batch_size)
             seg_geoms += geometries_from_probabilities(probs, spacing, config.geometry)
-            if progress is not None:
-                progress(int(sel[-1]) + 1, total)
+            report(progress, "roi", int(sel[-1]) + 1, total, "frame steps")
         seg_geoms = smooth_geometries(seg_geoms, window=config.smooth_window)
         geoms, interp = _expand(seg_idx, seg_geoms, n)
         if config.max_gap:
@@ -254,8 +253,8 @@ def process_frames(
             if with_patches:
                 patches[t] = extract_patches(frames[t], geoms[t], config.patches)
             feats[t] = feature_vector(measure(frames[t], geoms[t]))
-        if progress is not None and (t % 16 == 15 or t == n - 1):
-            progress(n + t + 1, total)
+        if t % 16 == 15 or t == n - 1:
+            report(progress, "roi", n + t + 1, total, "frame steps")
     return ROIResult(patches, feats, found, interp, tuple(geoms))
 
 
@@ -317,7 +316,8 @@ def apply_roi(
     dataset_path: str | Path,
     config: ROIConfig | None = None,
     *,
-    progress: Progress | None = None,
+    again: bool = False,
+    progress: ProgressFn | None = None,
 ) -> None:
     """Run the ROI step on every recording of a dataset; write the derived group ``"roi"``.
 
@@ -330,10 +330,18 @@ def apply_roi(
     Args:
         dataset_path: a dataset folder (``musclestate import``).
         config: settings; manual ROIs in ``config.manual`` replace the network per recording.
-        progress: ``progress(done_frames, total_frames, recording_id)``.
+        again: recompute with the settings the dataset's ``roi`` group was computed with
+            (:func:`stored_roi_config`; e.g. after a musclestate update); ``config`` must then
+            be ``None``.
+        progress: receives :class:`~musclestate.progress.ProgressEvent` (stage ``"roi"``, unit
+            ``"frames"`` over the whole dataset, message the recording id).
     """
     from musclestate.dataset import open_dataset, write_derived
 
+    if again:
+        if config is not None:
+            raise ConfigError("again=True reuses the stored ROI settings; give no config")
+        config = stored_roi_config(dataset_path)
     config = config or ROIConfig()
     ds = open_dataset(dataset_path)
     infos = list(ds.recordings)
@@ -352,10 +360,10 @@ def apply_roi(
         frames = ds.frames(info.id)
 
         def step(
-            k: int, tot: int, base: int = done, rid: str = info.id, n: int = info.n_frames
+            e: ProgressEvent, base: int = done, rid: str = info.id, n: int = info.n_frames
         ) -> None:
-            if progress is not None:
-                progress(base + round(k * n / tot), total, rid)
+            frames_done = base + round(e.done * n / max(e.total or 1, 1))
+            report(progress, "roi", frames_done, total, "frames", rid)
 
         res = process_frames(
             frames,

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from musclestate.errors import ConfigError, InputError, MediaError
+from musclestate.progress import ProgressFn, report
 
 log = logging.getLogger(__name__)
 
@@ -528,9 +529,12 @@ def evaluate(
     names: Sequence[str] | None = None,
     *,
     pixel_spacing_mm: tuple[float, float] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Score ``segmenter`` on same-named image/mask files, at each image's own resolution.
+
+    ``progress`` receives a :class:`~musclestate.progress.ProgressEvent` (stage ``"evaluate"``,
+    unit ``"images"``) after each image.
 
     Returns:
         ``images`` (count), ``dice_mean``, ``dice_sd``, ``iou_mean``, ``line_error_px_mean``
@@ -553,8 +557,7 @@ def evaluate(
         d, j = dice_iou(prob > 0.5, truth)
         le = line_errors(prob, truth)
         rows.append({"name": name, "dice": d, "iou": j, **{f"{k}_px": v for k, v in le.items()}})
-        if progress is not None:
-            progress(i + 1, len(names))
+        report(progress, "evaluate", i + 1, len(names), "images", name)
     if not rows:
         raise InputError("no images to evaluate", images)
     dice = np.array([r["dice"] for r in rows])

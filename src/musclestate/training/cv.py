@@ -35,8 +35,9 @@ import numpy as np
 
 from musclestate._atomic import atomic_file, write_text_atomic
 from musclestate.errors import ConfigError, DatasetError
+from musclestate.progress import ProgressFn
 from musclestate.training.config import TrainConfig
-from musclestate.training.data import Cohort, ExampleSet, ProgressFn, load_cohort
+from musclestate.training.data import Cohort, ExampleSet, load_cohort
 from musclestate.training.metrics import calibration, participant_metrics, summarise
 
 log = logging.getLogger(__name__)
@@ -197,9 +198,11 @@ def run_fold(
     *,
     resume: bool = False,
     progress: ProgressFn | None = None,
-    description: str | None = None,
+    folds: int = 1,
 ) -> Path | None:
     """Train and evaluate one fold; write ``RUN/folds/fold_XX`` and return it.
+
+    ``progress`` events of its training are part ``index`` of ``folds``.
 
     Returns ``None`` in the non-zero processes of a DDP run (only rank 0 writes results).
     """
@@ -227,7 +230,8 @@ def run_fold(
         fdir / "work",
         resume=resume,
         progress=progress,
-        description=description or f"fold {index}",
+        part=index,
+        parts=max(folds, index + 1),
     )
     if not fit.is_global_zero:
         return None
@@ -315,7 +319,8 @@ def run_cv(
         fold: run only this fold (0-based), e.g. one SLURM array task; merge with
             :func:`collect`. ``None`` runs every fold and then collects.
         resume: keep finished folds and continue an interrupted fold from its last checkpoint.
-        progress: ``progress(description, done, total)`` per epoch.
+        progress: receives :class:`~musclestate.progress.ProgressEvent`: stage ``"load"``
+            per recording read, then ``"train"`` per epoch with ``part`` = the fold.
 
     Returns:
         ``RUN/metrics.json`` when all folds ran, else the fold's folder.
@@ -353,7 +358,7 @@ def run_cv(
         if not resume and (fdir / "fold.json").exists():
             (fdir / "fold.json").unlink()
         run_fold(cohort, f.index, f.train, f.test, config, run, resume=resume, progress=progress,
-                 description=f"fold {f.index + 1}/{folds}")  # fmt: skip
+                 folds=folds)  # fmt: skip
     if fold is not None:
         return _fold_dir(run, fold)
     if not _is_global_zero():
@@ -500,8 +505,7 @@ def train_bundle(
     tr = ExampleSet.from_cohort(cohort.subset(inner), config.context)  # strided per member
     va = ExampleSet.from_cohort(cohort.subset(val), config.context, config.frame_stride)
     work = out.parent / f".{out.name}.work"
-    fit = fit_estimator(tr, va, config, work, resume=resume, progress=progress,
-                        description="training")  # fmt: skip
+    fit = fit_estimator(tr, va, config, work, resume=resume, progress=progress)
     if not fit.is_global_zero:
         return out
     training = _fold_card_training(cohort, inner, val, tr, fit)

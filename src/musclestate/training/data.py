@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,11 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from musclestate.errors import DatasetError
+from musclestate.progress import ProgressFn, report
 from musclestate.records import TARGET_UNITS
 from musclestate.training.config import AugmentConfig, TrainConfig
 
 log = logging.getLogger(__name__)
-
-#: ``progress(description, completed, total)``; the CLI turns it into a rich progress bar.
-ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -213,8 +211,7 @@ def load_cohort(
         raise DatasetError("holds no recordings", dataset_path)
     recs = []
     for i, info in enumerate(infos):
-        if progress is not None:
-            progress("loading recordings", i, len(infos))
+        report(progress, "load", i, len(infos), "recordings", str(info.id))
         tg = ds.targets(info.id)
         targets = {}
         for name in units:
@@ -247,8 +244,7 @@ def load_cohort(
                 found=found if config.input == "patches" else None,
             )
         )
-    if progress is not None:
-        progress("loading recordings", len(infos), len(infos))
+    report(progress, "load", len(infos), len(infos), "recordings")
     return Cohort(tuple(recs), units, feature_names, config.input, roi_attrs, str(dataset_path))
 
 

@@ -29,13 +29,13 @@ from torch.utils.data import DataLoader
 
 from musclestate.errors import DatasetError
 from musclestate.models.networks import LOGVAR_RANGE, build_network, drop_extra_outputs
+from musclestate.progress import ProgressEvent, ProgressFn
 from musclestate.training.config import TrainConfig
 from musclestate.training.data import (
     ChunkSampler,
     EpochBatchSampler,
     ExampleSet,
     FrameDataset,
-    ProgressFn,
     TargetNorm,
 )
 
@@ -178,14 +178,16 @@ class EstimatorData(L.LightningDataModule):
 
 
 class _Progress(Callback):
-    """Reports finished epochs to a ``progress(description, done, total)`` function."""
+    """Reports finished epochs as :class:`ProgressEvent` (stage ``"train"``, unit ``"epochs"``)."""
 
-    def __init__(self, progress: ProgressFn, description: str, total: int) -> None:
-        self.progress, self.description, self.total = progress, description, total
+    def __init__(self, progress: ProgressFn, total: int, part: int, parts: int) -> None:
+        self.progress, self.total, self.part, self.parts = progress, total, part, parts
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
-            self.progress(self.description, trainer.current_epoch + 1, self.total)
+            done, total = trainer.current_epoch + 1, self.total
+            event = ProgressEvent("train", done, total, "epochs", part=self.part, parts=self.parts)
+            self.progress(event)
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,8 @@ def fit_estimator(
     *,
     resume: bool = False,
     progress: ProgressFn | None = None,
-    description: str = "training",
+    part: int = 0,
+    parts: int = 1,
     callbacks: list[Callback] | None = None,
 ) -> FitResult:
     """Train one estimator on ``train``, choosing the epoch on ``val`` (other participants).
@@ -258,7 +261,7 @@ def fit_estimator(
         member = _fit_member(
             train.take(rows), val, config.replace(seed=config.seed + m), norm, mdir,
             resume=resume, progress=_member_progress(progress, m, config.ensemble),
-            description=description, callbacks=callbacks,
+            part=part, parts=parts, callbacks=callbacks,
         )  # fmt: skip
         fits.append(member)
     if config.ensemble == 1:
@@ -285,7 +288,7 @@ def _member_progress(progress: ProgressFn | None, m: int, members: int) -> Progr
     """Member ``m``'s epochs reported as part of all members' epochs (one bar per model)."""
     if progress is None or members == 1:
         return progress
-    return lambda d, done, total: progress(d, m * total + done, members * total)
+    return lambda e: progress(e.replace(done=m * e.total + e.done, total=members * e.total))
 
 
 def _fit_member(
@@ -297,7 +300,8 @@ def _fit_member(
     *,
     resume: bool,
     progress: ProgressFn | None,
-    description: str,
+    part: int,
+    parts: int,
     callbacks: list[Callback] | None,
 ) -> FitResult:
     """Train one network (see :func:`fit_estimator`) on exactly the given examples."""
@@ -340,7 +344,7 @@ def _fit_member(
         # checkpoint's state_dict (the raw ones as current_model_state, used on resume).
         cbs.append(WeightAveraging(avg_fn=ema_with_warmup(config.ema_decay)))
     if progress is not None:
-        cbs.append(_Progress(progress, description, config.epochs))
+        cbs.append(_Progress(progress, config.epochs, part, parts))
     cbs += list(callbacks or [])
     quiet_lightning()
     trainer = L.Trainer(
