@@ -220,6 +220,7 @@ def test_not_toml(tmp_path: Path) -> None:
         read_manifest(tmp_path / "missing.toml")
 
 
+@pytest.mark.slow
 def test_drazan_clip_through_manifest(drazan_dir: Path, tmp_path: Path) -> None:
     """Index sync from a .mat frameInds (1-based), crop, units: same values as the .mat."""
     clip = "p6_isokinetic500_01_push_01"

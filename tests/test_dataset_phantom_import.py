@@ -27,6 +27,7 @@ def truth(path: Path) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
 
 
+@pytest.mark.slow
 def test_targets_agree_with_phantom_truth(imported: tuple[Path, Path]) -> None:
     raw, out = imported
     ds = open_dataset(out)

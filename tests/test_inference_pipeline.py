@@ -125,6 +125,7 @@ def test_bad_bundles_are_refused(tmp_path: Path, bundle: Path) -> None:
 
 
 @pytest.mark.parametrize("with_roi", [True, False])
+@pytest.mark.slow
 def test_whole_frame_bundles_estimate_every_frame_from_the_frame(
     tmp_path: Path, stub_segmenter: BandSegmenter, with_roi: bool
 ) -> None:
@@ -150,6 +151,7 @@ def test_whole_frame_bundles_estimate_every_frame_from_the_frame(
         assert np.isfinite(live.mean["ankle_angle"]).all()
 
 
+@pytest.mark.slow
 def test_offline_run_flags_missing_muscle_and_measures_geometry(
     bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:
@@ -169,6 +171,7 @@ def test_offline_run_flags_missing_muscle_and_measures_geometry(
     )
 
 
+@pytest.mark.slow
 def test_chunked_run_equals_one_pass_over_the_recording(
     bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:
@@ -250,6 +253,7 @@ def test_shift_geometry_moves_both_aponeuroses(bundle: Path, stub_segmenter: Ban
     assert moved.source == "tracked" and moved.found
 
 
+@pytest.mark.slow
 def test_ensemble_bundle_loads_exports_and_spreads(tmp_path: Path) -> None:
     from musclestate.models.bundle import load_bundle
 
@@ -466,6 +470,7 @@ def test_card_with_feature_novelty_flags_a_thicker_muscle_only(
     assert pred.run(src).estimates.out_of_range.all()
 
 
+@pytest.mark.slow
 def test_predict_on_a_dataset_writes_one_table_per_recording(
     tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:
@@ -493,6 +498,7 @@ def test_predict_on_a_dataset_writes_one_table_per_recording(
         assert json.loads(t.with_name(t.name + ".json").read_text())["input"]["location"]
 
 
+@pytest.mark.slow
 def test_export_cli_then_predict_with_the_exported_file(
     tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:

@@ -136,6 +136,7 @@ def test_stream_cli_replays_a_video_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert side["input"]["location"].endswith("c.mp4")
 
 
+@pytest.mark.slow
 def test_real_clip_source_matches_io_reader(drazan_dir: Path) -> None:
     """Frames streamed by PyAVSource are the io reader's frames (same luma rule, times)."""
     from musclestate.io.video import read_video

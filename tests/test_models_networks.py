@@ -22,8 +22,8 @@ def test_unknown_name_lists_the_valid_ones() -> None:
         ("compact_resnet", 2, 4, 48),
         ("compact_resnet", 6, 3, 40),  # temporal context k=1 -> 3 frames x 2 channels
         ("compact_resnet", 1, 1, 64),  # whole frame, one target
-        ("monai_resnet18", 2, 4, 32),
-        ("monai_densenet121", 2, 2, 32),
+        pytest.param("monai_resnet18", 2, 4, 32, marks=pytest.mark.slow),
+        pytest.param("monai_densenet121", 2, 2, 32, marks=pytest.mark.slow),
     ],
 )
 def test_gaussian_head_has_two_outputs_per_target(
@@ -56,7 +56,14 @@ def test_bad_parameters_are_config_errors(params: dict) -> None:
         build_network("compact_resnet", 2, 4, params)
 
 
-@pytest.mark.parametrize("name", ["compact_resnet", "monai_resnet18", "monai_densenet121"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "compact_resnet",
+        pytest.param("monai_resnet18", marks=pytest.mark.slow),
+        pytest.param("monai_densenet121", marks=pytest.mark.slow),
+    ],
+)
 def test_extra_outputs_can_be_cut_from_the_trained_weights(name: str) -> None:
     torch.manual_seed(0)
     with_aux = build_network(name, 2, 3, n_extra=5).eval()

@@ -17,6 +17,7 @@ def run(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     return int(exc.value.code or 0)
 
 
+@pytest.mark.slow
 def test_simulate_writes_an_importable_cohort(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -41,6 +41,7 @@ def truth(folder: Path) -> dict[str, np.ndarray]:
     return {h: data[:, i] for i, h in enumerate(header)}
 
 
+@pytest.mark.slow
 def test_layout_and_manifest(phantom_cohort: Path) -> None:
     from musclestate.dataset.manifest import read_manifest
 
@@ -63,6 +64,7 @@ def test_layout_and_manifest(phantom_cohort: Path) -> None:
     assert not list(root.rglob(".*tmp*"))
 
 
+@pytest.mark.slow
 def test_frames_truth_trigger_and_labels_agree(phantom_cohort: Path) -> None:
     from musclestate.io.signals import read_signals
     from musclestate.io.video import read_video
@@ -143,6 +145,7 @@ def test_bad_arguments_fail_before_any_work(tmp_path: Path, kwargs: dict, match:
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_screen_capture_layout_is_cropped_on_import(tmp_path: Path) -> None:
     from musclestate.dataset import import_manifest, open_dataset
     from musclestate.io.video import read_video
@@ -183,6 +186,7 @@ def test_folder_with_other_data_is_refused(tmp_path: Path) -> None:
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_previous_cohort_needs_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "c"
     simulate_cohort(out, config=tiny())
@@ -235,6 +239,7 @@ def test_sample_labelled_frames() -> None:
         sample_labelled_frames(2, size=(16, 16))
 
 
+@pytest.mark.slow
 def test_anatomy_spread_shrinks_the_between_participant_ranges():
     from musclestate.phantom.participants import draw_participant
 

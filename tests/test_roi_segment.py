@@ -45,6 +45,7 @@ def tiny() -> tuple[object, NetworkConfig]:
     return build_network(cfg), cfg
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(tmp_path: Path) -> None:
     net, cfg = tiny()
     path = save_segmenter(tmp_path / "m.safetensors", net, cfg, {"note": "tiny"})

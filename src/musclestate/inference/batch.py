@@ -290,7 +290,7 @@ def predict(
     Raises:
         MusclestateError: the bundle or the only input cannot be used.
     """
-    from musclestate.inference.loader import load_predictor
+    from musclestate.inference import load_predictor
 
     cfg = PredictorConfig.from_options(
         backend=backend, batch_size=batch_size, roi_every=roi_every, threads=threads

@@ -275,7 +275,7 @@ def stream(
     """
     from musclestate._atomic import write_json_atomic
     from musclestate.inference.batch import check_against_training
-    from musclestate.inference.loader import load_predictor
+    from musclestate.inference import load_predictor
     from musclestate.inference.outputs import sidecar_path
     from musclestate.inference.predictor import PredictorConfig, provenance
     from musclestate.inference.sources import open_source
