@@ -346,7 +346,8 @@ def train_segmenter(
     """Train an aponeurosis segmenter and write ``out`` (.safetensors) with its card and split.
 
     Args:
-        images, masks: folders of same-named images and binary masks.
+        images: folder of greyscale images.
+        masks: folder of same-named binary masks (> 0 = aponeurosis).
         out: weights path ending in ``.safetensors``; the card goes to ``out.json`` beside it, the
             split to ``<stem>.split.json``, checkpoints to ``<stem>_checkpoints/``.
         config: training settings (defaults: :class:`TrainConfig`).
