@@ -88,12 +88,17 @@ def cli_markdown() -> str:
 
     from musclestate.cli import app
 
+    api = public_api()
     root = typer.main.get_command(app)
     ctx = click.Context(root, info_name="musclestate")
     parts = []
     for full, cmd, sub in _commands(root, ctx, "musclestate"):
         parts.append(f"## `{full}`\n")
         parts.append((cmd.help or "").strip() + "\n")
+        name = getattr(cmd.callback, "__musclestate_api__", None)
+        if name in api:
+            target = f"{api[name]}.{name}"
+            parts.append(f"Python: [`musclestate.{name}`](api.md#{target})\n")
         usage = cmd.get_usage(sub).removeprefix("Usage: ")
         parts.append(f"```text\n{usage}\n```\n")
         rows = [
