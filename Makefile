@@ -19,7 +19,7 @@ demo: $(STAMP)
 # The full suite, as CI runs it: lint, the documentation built strictly, every test.
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples docs/_hooks
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(VENV)/site
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The fast part, while developing: tests not marked slow.
@@ -28,10 +28,10 @@ test-fast: $(STAMP)
 
 # The documentation site: `make docs` writes site/, `make docs-serve` previews it.
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 docs-serve: $(STAMP)
-	$(VENV)/bin/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples docs/_hooks
