@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from musclestate.progress import ProgressEvent, progress_bar, report
+from musclestate.progress import ProgressEvent, emit, progress_bar
 
 
 def test_event_checks_itself_and_names_its_part():
@@ -22,10 +22,10 @@ def test_event_checks_itself_and_names_its_part():
         ProgressEvent("roi", -1, 10, "frames")
 
 
-def test_report_calls_only_a_given_callback():
+def test_emit_calls_only_a_given_callback():
     seen: list[ProgressEvent] = []
-    report(None, "import", 1, 2, "recordings")
-    report(seen.append, "import", 1, 2, "recordings", "P01-t1")
+    emit(None, "import", 1, 2, "recordings")
+    emit(seen.append, "import", 1, 2, "recordings", "P01-t1")
     assert seen == [ProgressEvent("import", 1, 2, "recordings", "P01-t1")]
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from musclestate._atomic import write_text_atomic
 from musclestate.errors import ConfigError, InputError
-from musclestate.progress import ProgressEvent, ProgressFn
+from musclestate.progress import ProgressEvent, ProgressFn, emit
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def run_demo(
 
     def tell(stage: str) -> ProgressFn:
         def cb(e: ProgressEvent) -> None:
-            report(progress, stage, e.done, e.total, e.unit, e.message)
+            emit(progress, stage, e.done, e.total, e.unit, e.message)
 
         return cb
 
@@ -284,7 +284,7 @@ def run_demo(
 
     def timed(stage: str, fn: Callable[[], Any]) -> Any:
         log.info("demo: %s", stage)
-        report(progress, stage, 0, None, "")
+        emit(progress, stage, 0, None, "")
         t0 = time.perf_counter()
         result = fn()
         timings[stage] = time.perf_counter() - t0
@@ -306,17 +306,17 @@ def run_demo(
     def cv_progress(e: ProgressEvent) -> None:
         # One bar over all folds: fold `part` of `parts` counts as its maximum number of epochs.
         if e.stage != "train" or e.total is None:
-            report(progress, "cross-validate", 0, None, e.unit, f"{e.stage} {e.done}/{e.total}")
+            emit(progress, "cross-validate", 0, None, e.unit, f"{e.stage} {e.done}/{e.total}")
             return
         done = e.part * e.total + e.done
         message = f"fold {e.part + 1}/{e.parts}, epoch {e.done}/{e.total}"
-        report(progress, "cross-validate", done, e.parts * e.total, "epochs", message)
+        emit(progress, "cross-validate", done, e.parts * e.total, "epochs", message)
 
     timed(
         "cross-validate",
         lambda: run_cv(dataset, out / "run", train, folds=cfg.folds, progress=cv_progress),
     )
-    report = timed("report", lambda: write_report(out / "run"))
+    report_path = timed("report", lambda: write_report(out / "run"))
     timings["total"] = time.perf_counter() - t_all
     write_text_atomic(
         out / "timings.json", json.dumps({k: round(v, 2) for k, v in timings.items()}, indent=2)
@@ -327,7 +327,7 @@ def run_demo(
         manifest=Path(manifest),
         dataset=Path(dataset),
         run=out / "run",
-        report=Path(report),
+        report=Path(report_path),
         metrics=metrics,
         timings_s=timings,
         config=cfg,

@@ -61,7 +61,7 @@ class ProgressEvent:
 ProgressFn = Callable[[ProgressEvent], None]
 
 
-def report(progress: ProgressFn | None, *args: object, **kwargs: object) -> None:
+def emit(progress: ProgressFn | None, *args: object, **kwargs: object) -> None:
     """Call ``progress(ProgressEvent(*args, **kwargs))`` when ``progress`` is given."""
     if progress is not None:
         progress(ProgressEvent(*args, **kwargs))

@@ -38,7 +38,7 @@ import numpy as np
 from musclestate import __version__
 from musclestate._atomic import atomic_dir, atomic_file, json_default, write_text_atomic
 from musclestate.errors import DatasetError, InputError
-from musclestate.progress import ProgressFn, report
+from musclestate.progress import ProgressFn, emit
 from musclestate.records import Recording, RecordingMeta, Signal, Target
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def write_dataset(
                 seen[rid] = key
                 entries.append(_write_recording(h5, rid, rec, compression))
                 log.info("wrote %s: %d frames %s", rid, rec.n_frames, rec.frame_shape)
-                report(progress, "import", len(entries), total, "recordings", rid)
+                emit(progress, "import", len(entries), total, "recordings", rid)
         if not entries:
             raise InputError("no recordings to write; a dataset needs at least one")
         manifest = {

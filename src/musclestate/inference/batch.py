@@ -26,7 +26,7 @@ from musclestate.inference.sources import (
     is_dataset,
     open_source,
 )
-from musclestate.progress import ProgressEvent, ProgressFn, report
+from musclestate.progress import ProgressEvent, ProgressFn, emit
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ def predict(
     for job in jobs:
 
         def step(e: ProgressEvent, base: int = finished, name: str = job.name) -> None:
-            report(progress, "predict", base + e.done, total or None, "frames", name)
+            emit(progress, "predict", base + e.done, total or None, "frames", name)
 
         try:
             est = predict_job(predictor, job, opts, progress=step, hash_input=hash_input)

@@ -29,7 +29,7 @@ from musclestate.errors import ConfigError
 from musclestate.inference.novelty import FeatureNovelty
 from musclestate.inference.outputs import Estimates
 from musclestate.inference.sources import Frame, FrameSource
-from musclestate.progress import ProgressFn, report
+from musclestate.progress import ProgressFn, emit
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +360,7 @@ class Predictor:
             if keep_outlines:
                 outlines.extend(list(p.outlines)[a:b] if p.outlines else [[]] * (b - a))
             done = keep_hi
-            report(progress, "predict", done, total, "frames", source.info.name)
+            emit(progress, "predict", done, total, "frames", source.info.name)
             cut = max(0, done - ctx) - base
             del buf[:cut]
             base += cut

@@ -274,8 +274,8 @@ def stream(
         The :class:`StreamReport` (frames received, processed, dropped; latency percentiles).
     """
     from musclestate._atomic import write_json_atomic
-    from musclestate.inference.batch import check_against_training
     from musclestate.inference import load_predictor
+    from musclestate.inference.batch import check_against_training
     from musclestate.inference.outputs import sidecar_path
     from musclestate.inference.predictor import PredictorConfig, provenance
     from musclestate.inference.sources import open_source

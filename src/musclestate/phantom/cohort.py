@@ -42,7 +42,7 @@ from musclestate.errors import ConfigError
 from musclestate.phantom import geometry, imaging, mechanics
 from musclestate.phantom.participants import Participant, draw_participant
 from musclestate.phantom.protocol import ProtocolConfig, Trial, simulate_trial
-from musclestate.progress import ProgressFn, report
+from musclestate.progress import ProgressFn, emit
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +382,7 @@ def simulate_cohort(
     def tick(k: int, label: str) -> None:
         nonlocal done
         done += k
-        report(progress, "simulate", done, total, "frames", label)
+        emit(progress, "simulate", done, total, "frames", label)
 
     records: list[dict[str, Any]] = []
     recordings: list[dict[str, Any]] = []

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from musclestate.errors import ConfigError, DatasetError, InputError
-from musclestate.progress import ProgressEvent, ProgressFn, report
+from musclestate.progress import ProgressEvent, ProgressFn, emit
 from musclestate.roi.architecture import FEATURE_NAMES, FEATURE_UNITS, feature_vector, measure
 from musclestate.roi.geometry import (
     GeometryConfig,
@@ -238,7 +238,7 @@ def process_frames(
             sel = seg_idx[i : i + config.batch_size]
             probs = segmenter.predict(frames[sel], batch_size=config.batch_size)
             seg_geoms += geometries_from_probabilities(probs, spacing, config.geometry)
-            report(progress, "roi", int(sel[-1]) + 1, total, "frame steps")
+            emit(progress, "roi", int(sel[-1]) + 1, total, "frame steps")
         seg_geoms = smooth_geometries(seg_geoms, window=config.smooth_window)
         geoms, interp = _expand(seg_idx, seg_geoms, n)
         if config.max_gap:
@@ -254,7 +254,7 @@ def process_frames(
                 patches[t] = extract_patches(frames[t], geoms[t], config.patches)
             feats[t] = feature_vector(measure(frames[t], geoms[t]))
         if t % 16 == 15 or t == n - 1:
-            report(progress, "roi", n + t + 1, total, "frame steps")
+            emit(progress, "roi", n + t + 1, total, "frame steps")
     return ROIResult(patches, feats, found, interp, tuple(geoms))
 
 
@@ -363,7 +363,7 @@ def apply_roi(
             e: ProgressEvent, base: int = done, rid: str = info.id, n: int = info.n_frames
         ) -> None:
             frames_done = base + round(e.done * n / max(e.total or 1, 1))
-            report(progress, "roi", frames_done, total, "frames", rid)
+            emit(progress, "roi", frames_done, total, "frames", rid)
 
         res = process_frames(
             frames,

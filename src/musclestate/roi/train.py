@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from musclestate.errors import ConfigError, InputError, MediaError
-from musclestate.progress import ProgressFn, report
+from musclestate.progress import ProgressFn, emit
 
 log = logging.getLogger(__name__)
 
@@ -558,7 +558,7 @@ def evaluate(
         d, j = dice_iou(prob > 0.5, truth)
         le = line_errors(prob, truth)
         rows.append({"name": name, "dice": d, "iou": j, **{f"{k}_px": v for k, v in le.items()}})
-        report(progress, "evaluate", i + 1, len(names), "images", name)
+        emit(progress, "evaluate", i + 1, len(names), "images", name)
     if not rows:
         raise InputError("no images to evaluate", images)
     dice = np.array([r["dice"] for r in rows])

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from musclestate.errors import DatasetError
-from musclestate.progress import ProgressFn, report
+from musclestate.progress import ProgressFn, emit
 from musclestate.records import TARGET_UNITS
 from musclestate.training.config import AugmentConfig, TrainConfig
 
@@ -211,7 +211,7 @@ def load_cohort(
         raise DatasetError("holds no recordings", dataset_path)
     recs = []
     for i, info in enumerate(infos):
-        report(progress, "load", i, len(infos), "recordings", str(info.id))
+        emit(progress, "load", i, len(infos), "recordings", str(info.id))
         tg = ds.targets(info.id)
         targets = {}
         for name in units:
@@ -244,7 +244,7 @@ def load_cohort(
                 found=found if config.input == "patches" else None,
             )
         )
-    report(progress, "load", len(infos), len(infos), "recordings")
+    emit(progress, "load", len(infos), len(infos), "recordings")
     return Cohort(tuple(recs), units, feature_names, config.input, roi_attrs, str(dataset_path))
 
 
