@@ -43,7 +43,9 @@ def write_synthetic_dataset(path: Path, recs: list[dict]) -> Path:
                 frames=r["images"][:, 0],
                 t_s=r["t_s"],
                 pixel_spacing_mm=(0.2, 0.25),
-                meta=RecordingMeta(participant=r["participant"], trial=r["trial"]),
+                meta=RecordingMeta(
+                    participant=r["participant"], trial=r["trial"], task=r.get("task", "")
+                ),
                 targets={n: Target(v, UNITS[n]) for n, v in r["targets"].items()},
             )
             for r in recs
@@ -64,7 +66,9 @@ def write_synthetic_dataset(path: Path, recs: list[dict]) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, synthetic_recordings) -> Path:
-    recs = synthetic_recordings(participants=5, recordings=1, frames=120, size=24, seed=1)
+    recs = synthetic_recordings(participants=5, recordings=2, frames=120, size=24, seed=1)
+    for r in recs:  # one tracking trial and one passive range of motion per person
+        r["task"] = "tracking" if r["trial"] == "r0" else "passive_rom"
     return write_synthetic_dataset(tmp_path_factory.mktemp("cv") / "ds", recs)
 
 
@@ -116,6 +120,14 @@ def test_metrics_have_the_agreed_shape_and_show_learning(run: Path) -> None:
         c = m["calibration"][name]
         assert 0 < c["within_1sd"] < c["within_2sd"] <= 1
     assert m["config"]["dataset"] == str(Path(m["config"]["dataset"]).resolve())
+    # the headline is the tracking trials; all frames and each trial type stand beside it
+    assert m["frames"] == "tracking"
+    assert set(m["all_frames"]["models"]) == set(m["models"])
+    assert set(m["by_trial_type"]) == {"tracking", "passive_rom"}
+    assert m["by_trial_type"]["tracking"]["models"] == m["models"]
+    assert m["by_trial_type"]["passive_rom"]["n_frames"] == 5 * 120
+    assert m["all_frames"]["calibration"]["ankle_angle"]["n_frames"] == 5 * 240
+    assert m["calibration"]["ankle_angle"]["n_frames"] == 5 * 120
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 8
 
 
@@ -138,14 +150,15 @@ def test_no_participant_leaks_across_a_fold(run: Path) -> None:
 def test_prediction_files(run: Path) -> None:
     with (run / "predictions" / "P03.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 120
+    assert len(rows) == 240
     cols = list(rows[0])
-    assert cols[:3] == ["recording", "frame", "t_s"]
+    assert cols[:4] == ["recording", "task", "frame", "t_s"]
+    assert {r["task"] for r in rows} == {"tracking", "passive_rom"}
     for n in UNITS:
         assert cols.index(f"{n}_sd") == cols.index(n) + 1
         assert cols.index(f"{n}_true") == cols.index(n) + 2
         assert f"{n}_mean_predictor" in cols and f"{n}_feature_baseline" in cols
-    assert [int(r["frame"]) for r in rows] == list(range(120))
+    assert [int(r["frame"]) for r in rows] == list(range(120)) * 2
     assert all(float(r["ankle_angle_sd"]) > 0 for r in rows)
 
 
@@ -205,6 +218,7 @@ def test_whole_frame_input_and_temporal_context(dataset: Path, tmp_path: Path) -
     frame_cfg = CFG.replace(input="frame", image_size=(16, 16), context=1, epochs=1)
     cohort = load_cohort(dataset, frame_cfg)
     assert cohort.recordings[0].images.shape == (120, 1, 16, 16)
+    assert cohort.recordings[0].task == "tracking"
     assert cohort.has_features and cohort.feature_names == ("f_angle", "f_mg", "f_sol")
     ex = ExampleSet.from_cohort(cohort.subset(["P01", "P02"]), context=1)
     assert ex.inputs(np.arange(3)).shape == (3, 3, 16, 16)

@@ -89,7 +89,9 @@ class TrainConfig:
         accelerator, devices, num_nodes, strategy: passed to ``lightning.Trainer``
             (e.g. ``"gpu"``, ``4``, ``2``, ``"ddp"``); ``strategy="auto"`` on one device.
         num_threads: torch intra-op threads on CPU (0 = leave torch's default).
-        ridge_alphas: candidate ridge penalties of the feature baseline (chosen on validation).
+        ridge_alphas: initial grid of ridge penalties of the feature baseline (chosen per target
+            by leave-one-participant-out CV on the training side; widened where the choice
+            lands on an edge).
         ensemble: networks trained per model (a deep ensemble, Lakshminarayanan, Pritzel &
             Blundell 2017, NeurIPS): member ``m`` starts from seed ``seed + m`` and trains on the
             frames ``f`` with ``f % frame_stride == m % frame_stride``, so with ``frame_stride``

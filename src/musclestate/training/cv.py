@@ -8,9 +8,10 @@ Layout of a run folder ``RUN`` (every file written atomically)::
     RUN/folds/fold_XX/model/        the fold's estimator bundle (card.json + model.safetensors)
     RUN/folds/fold_XX/predictions/<PID>.csv
     RUN/folds/fold_XX/work/         Lightning checkpoints (every epoch) and logs/metrics.csv
-    RUN/predictions/<PID>.csv       (collect) per held-out frame: recording, frame, t_s, and per
-                                    target NAME, NAME_sd, NAME_true, then NAME_mean_predictor and
-                                    NAME_feature_baseline
+    RUN/predictions/<PID>.csv       (collect) per held-out frame: recording, task, frame, t_s,
+                                    and per target NAME, NAME_sd, NAME_true, then
+                                    NAME_mean_predictor and NAME_feature_baseline
+                                    (musclestate.training.predictions)
     RUN/metrics.json                (collect) see :func:`collect`
 
 In every fold the test participants take no part in training, normalisation, early stopping,
@@ -20,8 +21,6 @@ into inner-training and validation participants (nested).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import shutil
@@ -38,10 +37,20 @@ from musclestate.errors import ConfigError, DatasetError
 from musclestate.training.config import TrainConfig
 from musclestate.training.data import Cohort, ExampleSet, ProgressFn, load_cohort
 from musclestate.training.metrics import calibration, participant_metrics, summarise
+from musclestate.training.predictions import (
+    OTHER_MODELS,
+    ParticipantPredictions,
+    read_predictions,
+    write_predictions_csv,
+)
 
 log = logging.getLogger(__name__)
 
-MODELS = ("cnn", "mean_predictor", "feature_baseline")
+MODELS = ("cnn", *OTHER_MODELS)
+
+#: The trial type of the headline metrics: the paper's protocol of independent angle and
+#: activation variation (DESIGN.md section 5). Other trial types are reported beside it.
+HEADLINE_TASK = "tracking"
 
 
 def _fold_dir(run: Path, index: int) -> Path:
@@ -61,58 +70,6 @@ def _read_json(path: Path, what: str) -> Any:
         raise DatasetError(f"{what} not found", path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"cannot read {what}: {exc}", path) from None
-
-
-def write_predictions_csv(
-    path: Path,
-    examples: ExampleSet,
-    rows: np.ndarray,
-    cnn: tuple[np.ndarray, np.ndarray],
-    baselines: Mapping[str, np.ndarray],
-) -> Path:
-    """Write one participant's per-frame predictions (columns as in the module docstring).
-
-    Args:
-        examples: the test examples; ``rows`` selects this participant's.
-        cnn: ``(mean, sd)`` each ``(M, n_targets)`` over all test examples.
-        baselines: model name -> ``(M, n_targets)`` predictions.
-    """
-    names = examples.target_names
-    header = ["recording", "frame", "t_s"]
-    for n in names:
-        header += [n, f"{n}_sd", f"{n}_true"]
-    for model in baselines:
-        header += [f"{n}_{model}" for n in names]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    mean, sd = cnn
-    for i in rows:
-        row: list[Any] = [examples.recording[i], int(examples.frame[i]), f"{examples.t_s[i]:.6f}"]
-        for j in range(len(names)):
-            row += [f"{mean[i, j]:.6g}", f"{sd[i, j]:.6g}", f"{examples.targets[i, j]:.6g}"]
-        for pred in baselines.values():
-            row += [f"{pred[i, j]:.6g}" for j in range(len(names))]
-        w.writerow(row)
-    return write_text_atomic(path, buf.getvalue())
-
-
-def _read_predictions(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
-    """Columns of a predictions CSV as float arrays; ``None`` for a file without rows."""
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return None
-    cols = rows[0].keys()
-    out = {}
-    for c in cols:
-        if c == "recording":
-            continue
-        out[c] = np.array([float(r[c]) for r in rows])
-    missing = [n for n in names if n not in out or f"{n}_true" not in out]
-    if missing:
-        raise DatasetError(f"predictions lack target(s) {missing}", path)
-    return out
 
 
 def _split(
@@ -237,12 +194,19 @@ def run_fold(
                         config.network_params, members=config.ensemble)  # fmt: skip
     net.load_state_dict(fit.state_dict)
     cnn = predict_examples(net, te, fit.norm, fit.sd_scale, config)
-    mean_model = MeanPredictor.fit(np.concatenate([tr.targets, va.targets]))
+    # like for like: every model is fitted on the inner-training people that the CNN trains on
+    mean_model = MeanPredictor.fit(tr.targets)
     baselines = {"mean_predictor": mean_model.predict(len(te))}
     ridge_alphas = None
     if tr.features is not None and va.features is not None and te.features is not None:
-        ridge = RidgeBaseline.fit(tr.features, tr.targets, va.features, va.targets,
-                                  config.ridge_alphas)  # fmt: skip
+        # penalty by leave-one-participant-out over the training side (inner + validation)
+        ridge = RidgeBaseline.fit_nested(
+            np.concatenate([tr.features, va.features]),
+            np.concatenate([tr.targets, va.targets]),
+            np.concatenate([tr.participant, va.participant]),
+            config.ridge_alphas,
+            fit_rows=np.arange(len(tr) + len(va)) < len(tr),
+        )
         baselines["feature_baseline"] = ridge.predict(te.features)
         ridge_alphas = dict(zip(cohort.target_units, ridge.alphas.tolist(), strict=True))
     else:
@@ -367,12 +331,54 @@ def _is_global_zero() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
+def _model_blocks(
+    preds: Mapping[str, ParticipantPredictions],
+    rows: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    models: Sequence[str],
+) -> dict[str, Any]:
+    """``{MODEL: {"per_participant", "summary"}}`` over the frames ``rows[pid]`` of each person.
+
+    People with none of those frames are left out.
+    """
+    out: dict[str, Any] = {}
+    for model in models:
+        pp = {}
+        for pid, p in sorted(preds.items()):
+            sel = rows[pid]
+            if not sel.any():
+                continue
+            pred = p.model(model)
+            pp[pid] = {n: participant_metrics(p.true[n][sel], pred[n][sel]) for n in names}
+        out[model] = {"per_participant": pp, "summary": summarise(pp, list(names))}
+    return out
+
+
+def _calibration(
+    preds: Mapping[str, ParticipantPredictions],
+    rows: Mapping[str, np.ndarray],
+    names: Sequence[str],
+) -> dict[str, Any]:
+    """Pooled calibration of the predicted SD over the frames ``rows[pid]`` of each person."""
+    return {
+        n: calibration(
+            np.concatenate([p.true[n][rows[pid]] for pid, p in preds.items()]),
+            np.concatenate([p.mean[n][rows[pid]] for pid, p in preds.items()]),
+            np.concatenate([p.sd[n][rows[pid]] for pid, p in preds.items()]),
+        )
+        for n in names
+    }
+
+
 def collect(run: str | Path) -> Path:
     """Merge the folds of ``run`` into ``RUN/metrics.json`` and ``RUN/predictions/<PID>.csv``.
 
-    metrics.json::
+    The headline is the tracking trials (:data:`HEADLINE_TASK`), the paper's protocol; where no
+    recording is marked as a tracking trial, it is every frame (``"frames": "all"``). Beside it
+    stand the same metrics over all frames and per trial type. metrics.json::
 
         {"targets": {NAME: {"unit": U}}, "folds": K,
+         "frames": "tracking" | "all",
          "models": {"cnn" | "mean_predictor" | "feature_baseline":
                     {"per_participant": {PID: {NAME: {"r2", "r", "rmse", "nrmse"}}},
                      "summary": {NAME: {"r2_mean", "r2_sd", "r_mean", "rmse_mean",
@@ -380,9 +386,12 @@ def collect(run: str | Path) -> Path:
          "calibration": {NAME: {"within_1sd", "within_2sd", "expected_within_1sd",
                                 "expected_within_2sd", "abs_error_sd_r", "mean_sd", "rmse",
                                 "n_frames"}},
+         "all_frames": {"models": {...as above...}, "calibration": {...}},
+         "by_trial_type": {TASK: {"models": {...}, "n_frames": N}},
          "folds_info": [...fold.json...], "config": {...}, "splits": {...}}
 
-    Undefined values (e.g. Pearson r of the constant mean predictor) are ``null``.
+    ``models`` and ``calibration`` at the top are the headline's. Undefined values (e.g.
+    Pearson r of the constant mean predictor) are ``null``.
 
     Raises:
         DatasetError: a fold is missing or incomplete (the message names the ``--fold`` jobs
@@ -402,60 +411,60 @@ def collect(run: str | Path) -> Path:
             run,
         )
     infos = [_read_json(_fold_dir(run, i) / "fold.json", "fold result") for i in range(k)]
-    per: dict[str, dict[str, dict]] = {m: {} for m in MODELS}
-    pooled: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    pooled_sd: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    pooled_true: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    has_baseline = True
+    preds: dict[str, ParticipantPredictions] = {}
     notes: list[str] = []
     for info in infos:
         fdir = _fold_dir(run, int(info["index"]))
         for pid in info["test"]:
             src = fdir / "predictions" / f"{pid}.csv"
-            cols = _read_predictions(src, names)
-            if cols is None:
+            p = read_predictions(src, names, allow_empty=True)
+            if p is None:
                 notes.append(f"{pid}: no frame with a muscle found; left out of the metrics")
                 log.warning(notes[-1])
                 continue
             with atomic_file(run / "predictions" / f"{pid}.csv") as tmp:
                 shutil.copyfile(src, tmp)
-            for model in MODELS:
-                suffix = "" if model == "cnn" else f"_{model}"
-                if model == "feature_baseline" and f"{names[0]}{suffix}" not in cols:
-                    has_baseline = False
-                    continue
-                per[model][pid] = {
-                    n: participant_metrics(cols[f"{n}_true"], cols[f"{n}{suffix}"]) for n in names
-                }
-            for n in names:
-                pooled[n].append(cols[n])
-                pooled_sd[n].append(cols[f"{n}_sd"])
-                pooled_true[n].append(cols[f"{n}_true"])
-    models: dict[str, Any] = {}
-    for model in MODELS:
-        if model == "feature_baseline" and not has_baseline:
-            continue
-        pp = dict(sorted(per[model].items()))
-        models[model] = {"per_participant": pp, "summary": summarise(pp, names)}
-    calib = {
-        n: calibration(
-            np.concatenate(pooled_true[n]), np.concatenate(pooled[n]), np.concatenate(pooled_sd[n])
+            preds[pid] = p
+    models = ["cnn", *(m for m in OTHER_MODELS if all(m in p.baselines for p in preds.values()))]
+    if "feature_baseline" not in models:
+        notes.append("no ROI features in the dataset: no feature baseline")
+    tasks = {pid: p.tasks() for pid, p in preds.items()}
+    every = {pid: np.ones(p.n_frames, bool) for pid, p in preds.items()}
+    if any((t == HEADLINE_TASK).any() for t in tasks.values()):
+        frames = HEADLINE_TASK
+        headline = {pid: t == HEADLINE_TASK for pid, t in tasks.items()}
+        for pid in sorted(pid for pid, sel in headline.items() if not sel.any()):
+            notes.append(f"{pid}: no {HEADLINE_TASK} frames; left out of the headline")
+    else:
+        frames, headline = "all", every
+        notes.append(
+            f"no recording is marked as a {HEADLINE_TASK!r} trial: the headline is every frame"
         )
-        for n in names
-    }
+    by_task: dict[str, Any] = {}
+    for task in sorted({str(x) for t in tasks.values() for x in t} - {""}):
+        sel = {pid: t == task for pid, t in tasks.items()}
+        by_task[task] = {
+            "models": _model_blocks(preds, sel, names, models),
+            "n_frames": int(sum(int(v.sum()) for v in sel.values())),
+        }
     metrics = {
         "targets": {n: {"unit": u} for n, u in units.items()},
         "folds": k,
-        "models": models,
-        "calibration": calib,
-        "notes": notes
-        + ([] if has_baseline else ["no ROI features in the dataset: no feature baseline"]),
+        "frames": frames,
+        "models": _model_blocks(preds, headline, names, models),
+        "calibration": _calibration(preds, headline, names),
+        "all_frames": {
+            "models": _model_blocks(preds, every, names, models),
+            "calibration": _calibration(preds, every, names),
+        },
+        "by_trial_type": by_task,
+        "notes": notes,
         "folds_info": infos,
         "config": cfg,
         "splits": splits,
     }
     path = _write_json(run / "metrics.json", metrics)
-    log.info("collected %d folds of %s", k, run)
+    log.info("collected %d folds of %s (headline: %s frames)", k, run, frames)
     return path
 
 
