@@ -28,8 +28,10 @@ def metrics_table(metrics: Mapping[str, Any], title: str | None = None) -> Table
     """
     rows = summary_rows(metrics)
     folds = metrics.get("folds", "?")
+    frames = {"tracking": "tracking trials", "all": "all frames"}.get(metrics.get("frames", "all"))
     table = Table(
-        title=title or f"held-out participants, {folds}-fold participant-wise cross-validation",
+        title=title
+        or f"held-out participants, {frames}, {folds}-fold participant-wise cross-validation",
         title_justify="left",
     )
     table.add_column("target", no_wrap=True)
