@@ -94,7 +94,7 @@ def run(dataset: Path, tmp_path_factory) -> Path:
         assert res.exit_code == 0, res.output
         res = runner.invoke(app, ["cv", "collect", str(out)])
         assert res.exit_code == 0, res.output
-        assert "cnn" in res.output and "metrics:" in res.output
+        assert "CNN" in res.output and "metrics:" in res.output
     finally:
         torch.set_num_threads(old)
     return out
@@ -227,3 +227,33 @@ def test_whole_frame_input_and_temporal_context(dataset: Path, tmp_path: Path) -
     assert fit.state_dict["stem.0.weight"].shape[1] == 3  # 1 channel x 3 frames
     subset = CFG.replace(targets=("ankle_angle", "mg_activation"))
     assert list(load_cohort(dataset, subset).target_units) == ["ankle_angle", "mg_activation"]
+
+
+def test_seeds_repeat_training_on_the_same_folds_and_report_the_spread(
+    dataset: Path, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "train.json"
+    cfg.write_text(json.dumps(CFG.replace(epochs=2).to_dict()))
+    out = tmp_path / "run"
+    res = CliRunner().invoke(
+        app, ["cv", str(dataset), "--folds", "2", "--seeds", "2", "--out", str(out),
+              "--config", str(cfg)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "training seeds" in res.output
+    s = json.loads((out / "seeds.json").read_text())
+    assert s["runs"] == ["seed_00", "seed_01"] and s["seeds"] == [CFG.seed, CFG.seed + 1]
+    folds = [json.loads((out / r / "splits.json").read_text())["folds"] for r in s["runs"]]
+    assert folds[0] == folds[1]  # the same people in every fold, whatever the training seed
+    per_seed = [json.loads((out / r / "metrics.json").read_text()) for r in s["runs"]]
+    for model, targets in s["models"].items():
+        for name, v in targets.items():
+            r2 = [m["models"][model]["summary"][name]["r2_mean"] for m in per_seed]
+            assert v["r2"] == pytest.approx(r2)
+            assert v["r2_mean"] == pytest.approx(np.mean(r2))
+            assert v["r2_min"] <= v["r2_mean"] <= v["r2_max"]
+    cnn = [m["models"]["cnn"]["summary"]["ankle_angle"]["r2_mean"] for m in per_seed]
+    assert cnn[0] != cnn[1]  # the seeds really trained different networks
+    assert collect(out) == out / "seeds.json"
+    with pytest.raises(ConfigError, match="at least 1"):
+        run_cv(dataset, tmp_path / "x", CFG, folds=2, seeds=0)

@@ -155,9 +155,12 @@ def run_fold(
     resume: bool = False,
     progress: ProgressFn | None = None,
     description: str | None = None,
+    split_seed: int | None = None,
 ) -> Path | None:
     """Train and evaluate one fold; write ``RUN/folds/fold_XX`` and return it.
 
+    ``split_seed`` (default ``config.seed``) draws the fold's validation participants, so that
+    runs with other training seeds keep the same people on each side.
     Returns ``None`` in the non-zero processes of a DDP run (only rank 0 writes results).
     """
     from musclestate.models.bundle import save_bundle
@@ -168,7 +171,8 @@ def run_fold(
     fdir = _fold_dir(Path(run), index)
     if set(train) & set(test):
         raise ConfigError(f"fold {index}: {sorted(set(train) & set(test))} on both sides")
-    inner, val = _split(cohort, train, config, seed=config.seed + index)
+    split_seed = config.seed if split_seed is None else split_seed
+    inner, val = _split(cohort, train, config, seed=split_seed + index)
     # every training frame (fit_estimator strides them per ensemble member)
     tr = ExampleSet.from_cohort(cohort.subset(inner), config.context)
     va = ExampleSet.from_cohort(cohort.subset(val), config.context, config.frame_stride)
@@ -245,13 +249,15 @@ def run_fold(
     return fdir
 
 
-def _run_config(dataset_path: Path, config: TrainConfig, k: int, cohort: Cohort) -> dict:
+def _run_config(
+    dataset_path: Path, config: TrainConfig, k: int, cohort: Cohort, split_seed: int
+) -> dict:
     from musclestate import __version__
 
     return {
         "dataset": str(dataset_path.resolve()),
         "folds": k,
-        "seed": config.seed,
+        "seed": split_seed,
         "targets": dict(cohort.target_units),
         "train": config.to_dict(),
         "package_version": __version__,
@@ -265,6 +271,7 @@ def run_cv(
     *,
     folds: int = 5,
     fold: int | None = None,
+    seeds: int = 1,
     resume: bool = False,
     progress: ProgressFn | None = None,
 ) -> Path:
@@ -278,24 +285,56 @@ def run_cv(
             the protocol of Cunningham & Loram 2019).
         fold: run only this fold (0-based), e.g. one SLURM array task; merge with
             :func:`collect`. ``None`` runs every fold and then collects.
+        seeds: repeat the whole cross-validation with training seeds ``config.seed``,
+            ``config.seed + 1``, ... (the folds and validation people stay those of
+            ``config.seed``), each in ``RUN/seed_SS``; :func:`collect` then also writes
+            ``RUN/seeds.json`` with the spread over seeds.
         resume: keep finished folds and continue an interrupted fold from its last checkpoint.
         progress: ``progress(description, done, total)`` per epoch.
 
     Returns:
-        ``RUN/metrics.json`` when all folds ran, else the fold's folder.
+        ``RUN/metrics.json`` when all folds ran (``RUN/seeds.json`` with ``seeds > 1``), else
+        the fold's folder (``RUN`` with ``seeds > 1``).
 
     Raises:
-        ConfigError: bad K or fold index, or ``out`` made with other settings.
+        ConfigError: bad K, fold index or number of seeds, or ``out`` made with other settings.
     """
-    from musclestate.dataset.splits import participant_folds, save_folds
-
     config = config or TrainConfig()
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     dataset_path, run = Path(dataset_path), Path(out)
     cohort = load_cohort(dataset_path, config, progress=progress)
-    splits = participant_folds(cohort.participants, folds, seed=config.seed)
+    if seeds == 1:
+        return _run_cv_loaded(cohort, dataset_path, run, config, folds, fold, resume, progress,
+                              split_seed=config.seed)  # fmt: skip
+    for s in range(seeds):
+        _run_cv_loaded(cohort, dataset_path, run / f"seed_{s:02d}",
+                       config.replace(seed=config.seed + s), folds, fold, resume, progress,
+                       split_seed=config.seed, label=f"seed {s + 1}/{seeds}, ")  # fmt: skip
+    if fold is not None or not _is_global_zero():
+        return run
+    return collect(run)
+
+
+def _run_cv_loaded(
+    cohort: Cohort,
+    dataset_path: Path,
+    run: Path,
+    config: TrainConfig,
+    folds: int,
+    fold: int | None,
+    resume: bool,
+    progress: ProgressFn | None,
+    *,
+    split_seed: int,
+    label: str = "",
+) -> Path:
+    from musclestate.dataset.splits import participant_folds, save_folds
+
+    splits = participant_folds(cohort.participants, folds, seed=split_seed)
     if fold is not None and not 0 <= fold < folds:
         raise ConfigError(f"--fold {fold} is out of range for {folds} folds (0..{folds - 1})")
-    run_cfg = _run_config(dataset_path, config, folds, cohort)
+    run_cfg = _run_config(dataset_path, config, folds, cohort, split_seed)
     cfg_path = run / "config.json"
     if cfg_path.exists():
         old = _read_json(cfg_path, "run configuration")
@@ -307,7 +346,7 @@ def run_cv(
             )
     else:
         _write_json(cfg_path, run_cfg)
-    save_folds(run / "splits.json", splits, seed=config.seed)
+    save_folds(run / "splits.json", splits, seed=split_seed)
     todo = splits if fold is None else [splits[fold]]
     for f in todo:
         fdir = _fold_dir(run, f.index)
@@ -317,12 +356,78 @@ def run_cv(
         if not resume and (fdir / "fold.json").exists():
             (fdir / "fold.json").unlink()
         run_fold(cohort, f.index, f.train, f.test, config, run, resume=resume, progress=progress,
-                 description=f"fold {f.index + 1}/{folds}")  # fmt: skip
+                 description=f"{label}fold {f.index + 1}/{folds}",
+                 split_seed=split_seed)  # fmt: skip
     if fold is not None:
         return _fold_dir(run, fold)
     if not _is_global_zero():
         return run / "metrics.json"
     return collect(run)
+
+
+def seed_runs(run: str | Path) -> list[Path]:
+    """The per-seed run folders ``RUN/seed_SS`` of a ``--seeds`` run, in order (empty if none)."""
+    return sorted(p.parent for p in Path(run).glob("seed_*/config.json"))
+
+
+def collect_seeds(run: str | Path) -> Path:
+    """Collect every seed of a ``--seeds`` run and write ``RUN/seeds.json``: the spread over seeds.
+
+    seeds.json::
+
+        {"seeds": [S0, S1, ...], "runs": ["seed_00", ...], "frames": "tracking" | "all",
+         "models": {MODEL: {NAME: {"r2_mean", "r2_sd", "r2_min", "r2_max", "r2": [...],
+                                   "r_mean", "rmse_mean"}}},
+         "all_frames": {"models": {...same...}}}
+
+    ``r2`` lists each seed's headline R² (mean over held-out participants); ``r2_mean`` and
+    ``r2_sd`` (ddof=1) are over seeds; ``r_mean`` and ``rmse_mean`` average the seeds' means.
+
+    Raises:
+        DatasetError: no seed runs in ``run``, or one is incomplete.
+    """
+    run = Path(run)
+    runs = seed_runs(run)
+    if not runs:
+        raise DatasetError("holds no seed_SS runs (is this a `musclestate cv --seeds N` run?)", run)
+    metrics = [json.loads(collect(r).read_text(encoding="utf-8")) for r in runs]
+
+    def spread(blocks: list[Mapping[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for model in blocks[0]:
+            if not all(model in b for b in blocks):
+                continue
+            out[model] = {}
+            for name in blocks[0][model]["summary"]:
+                summ = [b[model]["summary"][name] for b in blocks]
+                r2 = np.array([_num(x.get("r2_mean")) for x in summ])
+                out[model][name] = {
+                    "r2_mean": float(np.nanmean(r2)),
+                    "r2_sd": float(np.nanstd(r2, ddof=1)) if r2.size > 1 else float("nan"),
+                    "r2_min": float(np.nanmin(r2)),
+                    "r2_max": float(np.nanmax(r2)),
+                    "r2": r2.tolist(),
+                    "r_mean": float(np.nanmean([_num(x.get("r_mean")) for x in summ])),
+                    "rmse_mean": float(np.nanmean([_num(x.get("rmse_mean")) for x in summ])),
+                }
+        return out
+
+    result = {
+        "seeds": [int(m["config"]["train"]["seed"]) for m in metrics],
+        "runs": [r.name for r in runs],
+        "folds": metrics[0]["folds"],
+        "targets": metrics[0]["targets"],
+        "frames": metrics[0].get("frames", "all"),
+        "models": spread([m["models"] for m in metrics]),
+        "all_frames": {"models": spread([m["all_frames"]["models"] for m in metrics])},
+    }
+    path = _write_json(run / "seeds.json", result)
+    log.info("collected %d seeds of %s", len(runs), run)
+    return path
+
+
+def _num(v: Any) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _is_global_zero() -> bool:
@@ -373,6 +478,9 @@ def _calibration(
 def collect(run: str | Path) -> Path:
     """Merge the folds of ``run`` into ``RUN/metrics.json`` and ``RUN/predictions/<PID>.csv``.
 
+    For a ``--seeds`` run (``RUN/seed_SS`` folders), collect each seed and return
+    :func:`collect_seeds`' ``RUN/seeds.json``.
+
     The headline is the tracking trials (:data:`HEADLINE_TASK`), the paper's protocol; where no
     recording is marked as a tracking trial, it is every frame (``"frames": "all"``). Beside it
     stand the same metrics over all frames and per trial type. metrics.json::
@@ -398,6 +506,8 @@ def collect(run: str | Path) -> Path:
             still to run).
     """
     run = Path(run)
+    if not (run / "config.json").exists() and seed_runs(run):
+        return collect_seeds(run)
     cfg = _read_json(run / "config.json", "run configuration (is this a `musclestate cv` run?)")
     splits = _read_json(run / "splits.json", "splits")
     k = int(cfg["folds"])
