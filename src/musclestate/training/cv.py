@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from musclestate._atomic import atomic_file, write_text_atomic
+from musclestate.calibration import CALIBRATION_TASKS
 from musclestate.errors import ConfigError, DatasetError
 from musclestate.training.config import TrainConfig
 from musclestate.training.data import Cohort, ExampleSet, ProgressFn, load_cohort
@@ -272,6 +273,7 @@ def run_cv(
     folds: int = 5,
     fold: int | None = None,
     seeds: int = 1,
+    calibrate: bool = False,
     resume: bool = False,
     progress: ProgressFn | None = None,
 ) -> Path:
@@ -289,6 +291,9 @@ def run_cv(
             ``config.seed + 1``, ... (the folds and validation people stay those of
             ``config.seed``), each in ``RUN/seed_SS``; :func:`collect` then also writes
             ``RUN/seeds.json`` with the spread over seeds.
+        calibrate: also report each held-out person's estimates corrected by a profile fitted
+            on that person's own calibration trials (``cnn_calibrated``,
+            ``feature_baseline_calibrated``; see :mod:`musclestate.calibration`).
         resume: keep finished folds and continue an interrupted fold from its last checkpoint.
         progress: ``progress(description, done, total)`` per epoch.
 
@@ -306,14 +311,15 @@ def run_cv(
     cohort = load_cohort(dataset_path, config, progress=progress)
     if seeds == 1:
         return _run_cv_loaded(cohort, dataset_path, run, config, folds, fold, resume, progress,
-                              split_seed=config.seed)  # fmt: skip
+                              split_seed=config.seed, calibrate=calibrate)  # fmt: skip
     for s in range(seeds):
         _run_cv_loaded(cohort, dataset_path, run / f"seed_{s:02d}",
                        config.replace(seed=config.seed + s), folds, fold, resume, progress,
-                       split_seed=config.seed, label=f"seed {s + 1}/{seeds}, ")  # fmt: skip
+                       split_seed=config.seed, calibrate=calibrate,
+                       label=f"seed {s + 1}/{seeds}, ")  # fmt: skip
     if fold is not None or not _is_global_zero():
         return run
-    return collect(run)
+    return collect(run, calibrate=calibrate)
 
 
 def _run_cv_loaded(
@@ -327,6 +333,7 @@ def _run_cv_loaded(
     progress: ProgressFn | None,
     *,
     split_seed: int,
+    calibrate: bool = False,
     label: str = "",
 ) -> Path:
     from musclestate.dataset.splits import participant_folds, save_folds
@@ -334,7 +341,9 @@ def _run_cv_loaded(
     splits = participant_folds(cohort.participants, folds, seed=split_seed)
     if fold is not None and not 0 <= fold < folds:
         raise ConfigError(f"--fold {fold} is out of range for {folds} folds (0..{folds - 1})")
-    run_cfg = _run_config(dataset_path, config, folds, cohort, split_seed)
+    run_cfg = _run_config(dataset_path, config, folds, cohort, split_seed) | {
+        "calibrate": calibrate
+    }
     cfg_path = run / "config.json"
     if cfg_path.exists():
         old = _read_json(cfg_path, "run configuration")
@@ -362,7 +371,7 @@ def _run_cv_loaded(
         return _fold_dir(run, fold)
     if not _is_global_zero():
         return run / "metrics.json"
-    return collect(run)
+    return collect(run, calibrate=calibrate)
 
 
 def seed_runs(run: str | Path) -> list[Path]:
@@ -370,7 +379,7 @@ def seed_runs(run: str | Path) -> list[Path]:
     return sorted(p.parent for p in Path(run).glob("seed_*/config.json"))
 
 
-def collect_seeds(run: str | Path) -> Path:
+def collect_seeds(run: str | Path, *, calibrate: bool | None = None) -> Path:
     """Collect every seed of a ``--seeds`` run and write ``RUN/seeds.json``: the spread over seeds.
 
     seeds.json::
@@ -390,7 +399,9 @@ def collect_seeds(run: str | Path) -> Path:
     runs = seed_runs(run)
     if not runs:
         raise DatasetError("holds no seed_SS runs (is this a `musclestate cv --seeds N` run?)", run)
-    metrics = [json.loads(collect(r).read_text(encoding="utf-8")) for r in runs]
+    metrics = [
+        json.loads(collect(r, calibrate=calibrate).read_text(encoding="utf-8")) for r in runs
+    ]
 
     def spread(blocks: list[Mapping[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -475,7 +486,57 @@ def _calibration(
     }
 
 
-def collect(run: str | Path) -> Path:
+def _calibrated_predictions(
+    run: Path,
+    infos: Sequence[Mapping[str, Any]],
+    preds: Mapping[str, ParticipantPredictions],
+    names: Sequence[str],
+    units: Mapping[str, str],
+    models: Sequence[str],
+) -> tuple[dict[str, dict[str, ParticipantPredictions]], dict[str, Any]]:
+    """Per model: each held-out person's predictions corrected by a profile fitted on that
+    person's calibration frames only (:data:`CALIBRATION_TASKS`); and the profiles' contents.
+
+    The target scale of the gain's shrinkage is the SD of the fold's training targets (its
+    estimator card), so no held-out value sets it.
+    """
+    from musclestate.calibration import CALIBRATION_TASKS, fit_profile
+
+    scales: dict[str, dict[str, float]] = {}
+    for info in infos:
+        card = _read_json(_fold_dir(run, int(info["index"])) / "model" / "card.json", "card")
+        sd = {t["name"]: float(t["sd"]) for t in card["targets"]}
+        for pid in info["test"]:
+            scales[pid] = sd
+    out: dict[str, dict[str, ParticipantPredictions]] = {}
+    profiles: dict[str, Any] = {}
+    for model in models:
+        if model == "mean_predictor":
+            continue  # a constant cannot be given a gain; its offset alone is no estimator
+        key = f"{model}_calibrated"
+        for pid, p in sorted(preds.items()):
+            cal = np.isin(p.tasks().astype(str), CALIBRATION_TASKS)
+            if not cal.any():
+                continue
+            est = p.model(model)
+            prof = fit_profile(
+                pid,
+                {n: est[n][cal] for n in names},
+                {n: p.true[n][cal] for n in names},
+                scales[pid],
+                units,
+                trials=sorted(set(p.recording[cal].tolist())),
+            )
+            fixed = prof.apply({n: est[n] for n in names})
+            out.setdefault(key, {})[pid] = ParticipantPredictions(
+                participant=pid, recording=p.recording, frame=p.frame, t_s=p.t_s,
+                mean=fixed, sd=p.sd, true=p.true, task=p.task,
+            )  # fmt: skip
+            profiles.setdefault(key, {})[pid] = prof.to_dict()["targets"]
+    return out, profiles
+
+
+def collect(run: str | Path, *, calibrate: bool | None = None) -> Path:
     """Merge the folds of ``run`` into ``RUN/metrics.json`` and ``RUN/predictions/<PID>.csv``.
 
     For a ``--seeds`` run (``RUN/seed_SS`` folders), collect each seed and return
@@ -507,8 +568,10 @@ def collect(run: str | Path) -> Path:
     """
     run = Path(run)
     if not (run / "config.json").exists() and seed_runs(run):
-        return collect_seeds(run)
+        return collect_seeds(run, calibrate=calibrate)
     cfg = _read_json(run / "config.json", "run configuration (is this a `musclestate cv` run?)")
+    if calibrate is None:
+        calibrate = bool(cfg.get("calibrate", False))
     splits = _read_json(run / "splits.json", "splits")
     k = int(cfg["folds"])
     units: dict[str, str] = dict(cfg["targets"])
@@ -557,17 +620,46 @@ def collect(run: str | Path) -> Path:
             "models": _model_blocks(preds, sel, names, models),
             "n_frames": int(sum(int(v.sum()) for v in sel.values())),
         }
+    head_models = _model_blocks(preds, headline, names, models)
+    profiles: dict[str, Any] = {}
+    if calibrate:
+        calibrated, profiles = _calibrated_predictions(run, infos, preds, names, units, models)
+        cal_models = [f"{m}_calibrated" for m in models if f"{m}_calibrated" in calibrated]
+        if not cal_models:
+            raise DatasetError(
+                "calibration asked for, but no held-out participant has calibration trials "
+                f"(recordings whose task is one of {list(CALIBRATION_TASKS)}); import them with "
+                "their task, or run without --calibrate",
+                run,
+            )
+        for cm in cal_models:
+            # the corrected values ride in the `mean` of each person's predictions
+            # (calibration frames never count, even where the headline is every frame)
+            sel = {
+                pid: headline[pid] & ~np.isin(tasks[pid].astype(str), CALIBRATION_TASKS)
+                for pid in calibrated[cm]
+            }
+            head_models[cm] = _model_blocks(calibrated[cm], sel, names, ["cnn"])["cnn"]
+        if frames in by_task:
+            by_task[frames]["models"] = head_models
+        if frames == "all":
+            notes.append("calibrated figures leave out the calibration trials' frames")
+        missing_cal = sorted(set(preds) - set(calibrated[cal_models[0]]))
+        if missing_cal:
+            notes.append(f"no calibration trials, so no calibrated figures, for {missing_cal}")
     metrics = {
         "targets": {n: {"unit": u} for n, u in units.items()},
         "folds": k,
         "frames": frames,
-        "models": _model_blocks(preds, headline, names, models),
+        "calibrated_on": list(CALIBRATION_TASKS) if calibrate else None,
+        "models": head_models,
         "calibration": _calibration(preds, headline, names),
         "all_frames": {
             "models": _model_blocks(preds, every, names, models),
             "calibration": _calibration(preds, every, names),
         },
         "by_trial_type": by_task,
+        "calibration_profiles": profiles,
         "notes": notes,
         "folds_info": infos,
         "config": cfg,
