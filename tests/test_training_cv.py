@@ -257,3 +257,52 @@ def test_seeds_repeat_training_on_the_same_folds_and_report_the_spread(
     assert collect(out) == out / "seeds.json"
     with pytest.raises(ConfigError, match="at least 1"):
         run_cv(dataset, tmp_path / "x", CFG, folds=2, seeds=0)
+
+
+def test_calibration_uses_only_the_persons_calibration_trials(run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from musclestate.calibration import fit_correction
+    from musclestate.training.predictions import read_predictions
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    m = json.loads(collect(copy, calibrate=True).read_text())
+    assert m["calibrated_on"] and "passive_rom" in m["calibrated_on"]
+    models = m["models"]
+    assert {"cnn_calibrated", "feature_baseline_calibrated"} <= set(models)
+    assert "mean_predictor_calibrated" not in models
+    assert models["cnn"] == json.loads((run / "metrics.json").read_text())["models"]["cnn"]
+    for pid in [f"P{i:02d}" for i in range(1, 6)]:
+        p = read_predictions(copy / "predictions" / f"{pid}.csv", list(UNITS))
+        cal = p.task == "passive_rom"
+        card = json.loads(
+            next((copy / "folds").glob(f"*/predictions/{pid}.csv"))
+            .parent.parent.joinpath("model", "card.json")
+            .read_text()
+        )
+        sd = {t["name"]: t["sd"] for t in card["targets"]}
+        for name in UNITS:
+            want = fit_correction(p.mean[name][cal], p.true[name][cal], sd[name])
+            got = m["calibration_profiles"]["cnn_calibrated"][pid][name]
+            assert got["offset"] == pytest.approx(want.offset)
+            assert got["gain"] == pytest.approx(want.gain)
+            assert got["n_frames"] == int(cal.sum())
+            # the calibrated figures are those of the corrected tracking frames
+            track = p.task == "tracking"
+            from musclestate.training.metrics import compute_r2
+
+            r2 = compute_r2(p.true[name][track], want.apply(p.mean[name][track]))
+            assert models["cnn_calibrated"]["per_participant"][pid][name]["r2"] == pytest.approx(r2)
+    # on this data the offset and gain that each person needs are learned from their own trials
+    for name in UNITS:
+        assert (
+            models["cnn_calibrated"]["summary"][name]["r2_mean"]
+            > models["mean_predictor"]["summary"][name]["r2_mean"]
+        )
+    with pytest.raises(DatasetError, match="no held-out participant has calibration trials"):
+        no_cal = tmp_path / "nocal"
+        shutil.copytree(run, no_cal)
+        for f in no_cal.glob("folds/*/predictions/*.csv"):
+            f.write_text(f.read_text().replace("passive_rom", "tracking"))
+        collect(no_cal, calibrate=True)

@@ -185,6 +185,14 @@ def cv_cmd(
         int,
         typer.Option(help="Repeat with N training seeds (same folds) and report the spread."),
     ] = 1,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Also report estimates corrected per person from their own calibration trials "
+            "(rest, passive range of motion, MVC).",
+        ),
+    ] = False,
     config: _Config = None,
     network: _Network = None,
     input: _Input = None,
@@ -217,7 +225,7 @@ def cv_cmd(
     if str(dataset) == "collect" and not dataset.is_dir():
         if collect_run is None:
             raise ConfigError("usage: musclestate cv collect RUN")
-        path = collect(collect_run)
+        path = collect(collect_run, calibrate=calibrate or None)
         _print_cv_summary(con, json.loads(path.read_text(encoding="utf-8")), path)
         return
     if collect_run is not None:
@@ -235,8 +243,8 @@ def cv_cmd(
     _quiet_lightning()
     bar, progress = _epoch_progress(Console(stderr=True))
     with bar:
-        path = run_cv(dataset, out, cfg, folds=folds, fold=fold, seeds=seeds, resume=resume,
-                      progress=progress)  # fmt: skip
+        path = run_cv(dataset, out, cfg, folds=folds, fold=fold, seeds=seeds,
+                      calibrate=calibrate, resume=resume, progress=progress)  # fmt: skip
     if not rank_zero():
         return
     if fold is not None:
