@@ -15,7 +15,7 @@ from musclestate.cli import app
 from musclestate.errors import ConfigError, DatasetError
 from musclestate.models.bundle import load_bundle
 from musclestate.training.config import TrainConfig
-from musclestate.training.cv import collect, run_cv
+from musclestate.training.cv import collect, run_cv, train_bundle
 
 UNITS = {"ankle_angle": "deg", "ankle_moment": "N m", "mg_activation": "%MVC",
          "sol_activation": "%MVC"}  # fmt: skip
@@ -306,3 +306,42 @@ def test_calibration_uses_only_the_persons_calibration_trials(run: Path, tmp_pat
         for f in no_cal.glob("folds/*/predictions/*.csv"):
             f.write_text(f.read_text().replace("passive_rom", "tracking"))
         collect(no_cal, calibrate=True)
+
+
+def test_a_fused_estimator_reads_the_measures_and_ships_as_one_model(
+    dataset: Path, tmp_path: Path
+) -> None:
+    from musclestate.dataset import open_dataset
+    from musclestate.errors import InputError
+    from musclestate.inference.export import OnnxEstimator, export_onnx
+
+    cfg = CFG.replace(fuse_features=True, epochs=4)
+    out = train_bundle(dataset, tmp_path / "fused", cfg)
+    b = load_bundle(out)
+    assert b.feature_inputs == ("f_angle", "f_mg", "f_sol")
+    ds = open_dataset(dataset)
+    rid = ds.recordings[0].id
+    roi = ds.derived("roi")
+    patches, feats = roi.get(rid, "patches"), roi.get(rid, "features")
+    pred = b.predict(patches, features=feats)
+    truth = ds.targets(rid)["mg_activation"]
+    assert np.corrcoef(pred["mg_activation"][0], truth)[0, 1] > 0.8
+    # the measures change the estimate; an unmeasured value stands at the training mean
+    other = b.predict(patches, features=feats + 50.0)
+    assert not np.allclose(other["mg_activation"][0], pred["mg_activation"][0])
+    gap = feats.copy()
+    gap[:, 1] = np.nan
+    assert np.isfinite(b.predict(patches, features=gap)["mg_activation"][0]).all()
+    with pytest.raises(InputError, match="also reads the architecture measures"):
+        b.predict(patches)
+    with pytest.raises(InputError, match=r"features must be"):
+        b.predict(patches, features=feats[:, :2])
+    res = export_onnx(out, tmp_path / "fused.onnx")
+    assert res.max_abs_diff <= res.tolerance
+    onnx_pred = OnnxEstimator(b, tmp_path / "fused.onnx").predict(patches, features=gap)
+    np.testing.assert_allclose(
+        onnx_pred["mg_activation"][0],
+        b.predict(patches, features=gap)["mg_activation"][0],
+        atol=1e-3,
+        rtol=1e-3,
+    )

@@ -35,8 +35,14 @@ class TorchEstimator:
         self.units = dict(bundle.units)
         self.context = int(bundle.context)
 
-    def predict(self, patches: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return self.bundle.predict(patches)
+    @property
+    def feature_inputs(self) -> tuple[str, ...]:
+        return tuple(self.bundle.feature_inputs)
+
+    def predict(
+        self, patches: np.ndarray, features: np.ndarray | None = None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return self.bundle.predict(patches, features=features)
 
 
 def training_range(card: Mapping[str, Any]) -> tuple[TrainingRange, str]:

@@ -111,6 +111,10 @@ class TrainConfig:
             along the trajectory damps the step-to-step noise that a dozen training people leave
             in the weights and generalises better (Polyak & Juditsky 1992; Izmailov et al.
             2018, "Averaging weights leads to wider optima and better generalization", UAI).
+        fuse_features: the network's head also reads the ROI stage's architecture measures of
+            each frame (:class:`~musclestate.models.networks.FusedNetwork`): one model trained
+            with the Gaussian head on images and measures together. Needs the dataset's ``roi``
+            features, at inference too; not with ``aux_weight``.
     """
 
     network: str = "compact_resnet"
@@ -137,6 +141,7 @@ class TrainConfig:
     ensemble: int = 1
     aux_weight: float = 0.0
     ema_decay: float = 0.0
+    fuse_features: bool = False
 
     def __post_init__(self) -> None:
         from musclestate.models.networks import check_network_name
@@ -180,6 +185,11 @@ class TrainConfig:
         _check(
             0.0 <= self.ema_decay < 1.0,
             f"ema_decay must be in [0, 1) (0 = no weight averaging), got {self.ema_decay}",
+        )
+        _check(
+            not (self.fuse_features and self.aux_weight > 0),
+            "fuse_features reads the architecture measures as inputs; aux_weight would also "
+            "predict them: set one of the two",
         )
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentConfig(**self.augment))

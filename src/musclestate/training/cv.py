@@ -142,6 +142,7 @@ def _bundle_card(
         training=training | {"config": config.to_dict()},
         cv_metrics=cv_metrics,
         members=config.ensemble,
+        feature_inputs=cohort.feature_names if config.fuse_features else (),
     )
 
 
@@ -196,7 +197,9 @@ def run_fold(
     from musclestate.models.networks import build_network
 
     net = build_network(config.network, config.in_channels, len(cohort.target_units),
-                        config.network_params, members=config.ensemble)  # fmt: skip
+                        config.network_params, members=config.ensemble,
+                        n_features=len(cohort.feature_names) if config.fuse_features else 0,
+                        )  # fmt: skip
     net.load_state_dict(fit.state_dict)
     cnn = predict_examples(net, te, fit.norm, fit.sd_scale, config)
     # like for like: every model is fitted on the inner-training people that the CNN trains on

@@ -422,7 +422,9 @@ class FrameDataset(Dataset):
     of an example is drawn from ``default_rng([seed, epoch, index])``. ``y`` holds the targets
     normalised by ``norm``; unknown targets (NaN) come back as 0 with ``mask`` False. With
     ``aux_norm`` the batch also carries the examples' architecture measures normalised by it,
-    ``(y_aux (B, F), mask_aux)``, as auxiliary targets.
+    ``(y_aux (B, F), mask_aux)``, as auxiliary targets. With ``with_features`` it carries them
+    as network inputs instead, ``features (B, F)`` float32 in their own units (NaN where a
+    measure could not be made): ``(x, y, mask, features)``.
     """
 
     def __init__(
@@ -432,6 +434,7 @@ class FrameDataset(Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         aux_norm: TargetNorm | None = None,
+        with_features: bool = False,
     ) -> None:
         self.examples = examples
         self.augment = augment if augment is not None and augment.active else None
@@ -445,6 +448,14 @@ class FrameDataset(Dataset):
                     "examples have none; run `musclestate roi apply` or set aux_weight 0"
                 )
             self.aux = _masked(aux_norm.apply(examples.features.astype(np.float64)))
+        self.features: np.ndarray | None = None
+        if with_features:
+            if examples.features is None:
+                raise DatasetError(
+                    "fuse_features needs the ROI stage's architecture measures, and these "
+                    "examples have none; run `musclestate roi apply` or train without it"
+                )
+            self.features = np.asarray(examples.features, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -461,6 +472,8 @@ class FrameDataset(Dataset):
             torch.from_numpy(self.z[rows]),
             torch.from_numpy(self.mask[rows]),
         )
+        if self.features is not None:
+            batch += (torch.from_numpy(self.features[rows]),)
         if self.aux is not None:
             batch += (torch.from_numpy(self.aux[0][rows]), torch.from_numpy(self.aux[1][rows]))
         return batch
