@@ -7,6 +7,7 @@ bundle, ONNX export and the CLI all run for real on data whose answer is known.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -71,6 +72,7 @@ def make_bundle(
     roi_model: str | None = "stub",
     members: int = 1,
     input_kind: str = "patches",
+    fused: bool = False,
 ) -> Path:
     from musclestate.models.bundle import make_card, save_bundle
     from musclestate.models.networks import build_network
@@ -79,8 +81,20 @@ def make_bundle(
 
     torch.manual_seed(0)
     c = (2 if input_kind == "patches" else 1) * (2 * context + 1)
-    net = build_network("compact_resnet", c, 2, {"widths": [8, 16]}, members=members)
+    roi = (
+        roi_attrs(ROIConfig(model=roi_model, patches=PatchConfig(16, 32)))
+        if roi_model != "none"
+        else {}
+    )
+    names = tuple(roi.get("feature_names", ())) if fused else ()
+    net = build_network("compact_resnet", c, 2, {"widths": [8, 16]}, members=members,
+                        n_features=len(names))  # fmt: skip
+    if fused:
+        with torch.no_grad():
+            net.feature_head.weight.normal_(0, 0.5)
+        net.set_feature_norm(np.full(len(names), 10.0), np.full(len(names), 5.0))
     card = make_card(
+        feature_inputs=names,
         members=members,
         network="compact_resnet",
         network_params={"widths": [8, 16]},
@@ -92,9 +106,7 @@ def make_bundle(
         mean=np.array([5.0, 20.0]),
         sd=np.array([10.0, 15.0]),
         sd_scale=np.array([1.0, 1.0]),
-        roi=roi_attrs(ROIConfig(model=roi_model, patches=PatchConfig(16, 32)))
-        if roi_model != "none"
-        else {},
+        roi=roi,
         training={"participants": ["P01"], **(training or {})},
     )
     return save_bundle(out, net.state_dict(), card)
@@ -311,6 +323,34 @@ def test_onnx_backend_gives_the_torch_estimates(
     b = load_predictor(bundle, config=PredictorConfig(backend="onnx")).run(src).estimates
     for k in a.targets:
         np.testing.assert_allclose(b.mean[k], a.mean[k], atol=TOLERANCE[0], rtol=TOLERANCE[1])
+
+
+def test_a_fused_bundle_reads_the_roi_measures_offline_live_and_under_onnx(
+    tmp_path: Path, stub_segmenter: BandSegmenter
+) -> None:
+    from musclestate.models.bundle import load_bundle
+
+    fused = make_bundle(tmp_path / "fused", fused=True)
+    names = load_bundle(fused).feature_inputs
+    assert names and "mg_thickness_mm" in names
+    f = band_frames(20)
+    src = ArraySource(f, np.arange(20) / 25.0, pixel_spacing_mm=SPACING)
+    cfg = PredictorConfig(roi_every=1)
+    torch_cfg = dataclasses.replace(cfg, backend="torch")
+    a = load_predictor(fused, config=torch_cfg).run(src).estimates
+    b = load_predictor(fused, config=cfg).run(src).estimates
+    found = a.roi_found
+    assert found.all()
+    for k in a.targets:
+        np.testing.assert_allclose(b.mean[k], a.mean[k], atol=TOLERANCE[0], rtol=TOLERANCE[1])
+    # the same network without its feature path gives other estimates: the measures are read
+    plain = make_bundle(tmp_path / "plain")
+    c = load_predictor(plain, config=torch_cfg).run(src).estimates
+    assert not np.allclose(a.mean["ankle_angle"], c.mean["ankle_angle"])
+    # live, frame by frame, the measures of each frame go in with its patches
+    live = load_predictor(fused, config=dataclasses.replace(torch_cfg, live_async=False))
+    steps = [live.step(f[i], t_s=i / 25, index=i, pixel_spacing_mm=SPACING) for i in range(5)]
+    assert all(np.isfinite(s.mean["ankle_angle"]).all() for s in steps)
 
 
 def test_predict_cli_writes_table_sidecar_xlsx_plot_overlay(
