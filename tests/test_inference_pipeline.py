@@ -529,6 +529,68 @@ def test_predict_on_a_dataset_writes_one_table_per_recording(
         assert json.loads(t.with_name(t.name + ".json").read_text())["input"]["location"]
 
 
+def test_calibrate_fits_a_persons_profile_and_predict_applies_it(
+    tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    from musclestate.calibration import load_profile
+    from musclestate.cli import app
+    from musclestate.dataset import write_dataset
+    from musclestate.errors import InputError
+    from musclestate.inference.calibrate import calibrate
+    from musclestate.records import Recording, RecordingMeta, Target
+
+    cfg = PredictorConfig(roi_every=1, backend="torch")
+    plain = load_predictor(bundle, config=cfg)
+    frames = {t: band_frames(30, seed=s) for t, s in (("rom", 1), ("track", 2))}
+    est = {
+        t: plain.predict_frames(f, pixel_spacing_mm=SPACING).estimates for t, f in frames.items()
+    }
+    # this person's true states: an offset and a gain away from what the estimator says
+    true = {
+        t: {"ankle_angle": 4.0 + 1.5 * e.mean["ankle_angle"],
+            "mg_activation": -2.0 + 0.5 * e.mean["mg_activation"]}
+        for t, e in est.items()
+    }  # fmt: skip
+    units = {"ankle_angle": "deg", "mg_activation": "%MVC"}
+    recs = [
+        Recording(frames[t], np.arange(30) / 25.0, SPACING,
+                  RecordingMeta(participant="P01", trial=t, task=task),
+                  targets={k: Target(v, units[k]) for k, v in true[t].items()})
+        for t, task in (("rom", "passive_rom"), ("track", "tracking"))
+    ]  # fmt: skip
+    ds = write_dataset(tmp_path / "ds", recs)
+    prof = calibrate(bundle, ds, "P01", tmp_path / "p01.json", config=cfg, shrinkage=0.0)
+    assert prof.trials == ("P01-rom",)  # the tracking trial takes no part
+    assert prof.corrections["ankle_angle"].gain == pytest.approx(1.5, rel=1e-3)
+    assert prof.corrections["ankle_angle"].offset == pytest.approx(4.0, abs=1e-2)
+    assert load_profile(tmp_path / "p01.json") == prof
+    # applied to the other recording, the corrected estimates are the person's true states
+    fixed = load_predictor(bundle, config=cfg, calibration=tmp_path / "p01.json")
+    got = fixed.predict_frames(frames["track"], pixel_spacing_mm=SPACING).estimates
+    np.testing.assert_allclose(got.mean["ankle_angle"], true["track"]["ankle_angle"], atol=1e-3)
+    np.testing.assert_allclose(got.sd["ankle_angle"], 1.5 * est["track"].sd["ankle_angle"],
+                               rtol=1e-4)  # fmt: skip
+    assert fixed.info["calibration"]["participant"] == "P01"
+    # the command line: calibrate, then predict with the profile
+    out = tmp_path / "cli.json"
+    r = CliRunner().invoke(app, ["calibrate", str(bundle), str(ds), "--participant", "P01",
+                                 "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "calibration profile of P01" in r.output
+    r = CliRunner().invoke(app, ["predict", str(bundle), str(ds), "--out", str(tmp_path / "o"),
+                                 "--calibration", str(out), "--backend", "torch"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    side = json.loads(next((tmp_path / "o").glob("*.json")).read_text())
+    assert side["bundle"]["calibration"]["participant"] == "P01"
+    with pytest.raises(InputError, match="no calibration recording"):
+        calibrate(bundle, write_dataset(tmp_path / "ds2", recs[1:]), "P01", tmp_path / "x.json")
+    with pytest.raises(InputError, match="no participant"):
+        calibrate(bundle, ds, "P09", tmp_path / "x.json")
+    other = make_bundle(tmp_path / "other", training={"participants": ["P02"]})
+    with pytest.raises(InputError, match="calibrate` again"):
+        load_predictor(other, config=cfg, calibration=out)
+
+
 def test_export_cli_then_predict_with_the_exported_file(
     tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:

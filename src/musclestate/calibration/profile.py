@@ -17,7 +17,6 @@ least squares). The gain is kept non-negative.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -112,8 +111,8 @@ class CalibrationProfile:
         corrections: target name -> :class:`TargetCorrection`.
         units: target name -> unit.
         trials: the calibration recordings it was fitted on (ids or file names).
-        bundle_sha256: SHA-256 of the estimator's weights file, or ``None`` (a profile made
-            in cross-validation, for a fold's estimator).
+        bundle_sha256: SHA-256 of the estimator bundle folder (as prediction sidecars record
+            it), or ``None`` (a profile made in cross-validation, for a fold's estimator).
         shrinkage: the gain's pull towards 1 used in the fit.
     """
 
@@ -138,7 +137,7 @@ class CalibrationProfile:
         if self.bundle_sha256 is not None and self.bundle_sha256 != sha256:
             raise InputError(
                 f"this calibration profile of {self.participant!r} was made for the estimator "
-                f"with weights {self.bundle_sha256[:12]}..., not {sha256[:12]}...; run "
+                f"{self.bundle_sha256[:12]}..., not {sha256[:12]}...; run "
                 "`musclestate calibrate` again with this estimator",
                 where,
             )
@@ -253,12 +252,3 @@ def fit_profile(
         bundle_sha256=bundle_sha256,
         shrinkage=shrinkage,
     )
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 hex digest of a file (the estimator's weights identify it in a profile)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from musclestate.calibration import CalibrationProfile
 from musclestate.errors import ConfigError
 from musclestate.inference.novelty import FeatureNovelty
 from musclestate.inference.outputs import Estimates
@@ -213,6 +214,9 @@ class Predictor:
         config: run settings.
         training_range: spans of the training data for the ``out_of_range`` flag.
         info: provenance (bundle path and hash, card, backend) for sidecars.
+        calibration: a person's profile (:mod:`musclestate.calibration`): each target's
+            estimate becomes ``offset + gain * estimate`` and its SD ``gain * SD``; the
+            ``out_of_range`` flag still judges the uncorrected estimate against training.
     """
 
     def __init__(
@@ -223,9 +227,11 @@ class Predictor:
         *,
         training_range: TrainingRange | None = None,
         info: Mapping[str, Any] | None = None,
+        calibration: CalibrationProfile | None = None,
     ) -> None:
         self.roi = roi
         self.estimator = estimator
+        self.calibration = calibration
         self.config = config or PredictorConfig()
         self.training_range = training_range or TrainingRange()
         self.info = dict(info or {})
@@ -290,6 +296,11 @@ class Predictor:
                 sd[k][rows] = sdev
         features = {name: feats[:, j] for j, name in enumerate(self.roi.feature_names)}
         oor = self.training_range.flag(mean, features, self.config.range_margin) & found
+        if self.calibration is not None:
+            for k, c in self.calibration.corrections.items():
+                if k in mean:
+                    mean[k] = c.apply(mean[k])
+                    sd[k] = c.gain * sd[k]
         return Estimates(
             frame=np.asarray(index, dtype=np.int64),
             t_s=np.asarray(t_s, dtype=np.float64),
