@@ -119,7 +119,8 @@ def test_metrics_have_the_agreed_shape_and_show_learning(run: Path) -> None:
         assert cnn > 0.3 and cnn > mean + 0.3, (name, cnn, mean)
         c = m["calibration"][name]
         assert 0 < c["within_1sd"] < c["within_2sd"] <= 1
-    assert m["config"]["dataset"] == str(Path(m["config"]["dataset"]).resolve())
+    ds = m["config"]["dataset"]  # by content, with where it lay as information
+    assert ds["location"] == str(Path(ds["location"]).resolve()) and len(ds["sha256"]) == 64
     # the headline is the tracking trials; all frames and each trial type stand beside it
     assert m["frames"] == "tracking"
     assert set(m["all_frames"]["models"]) == set(m["models"])
@@ -171,6 +172,14 @@ def test_a_fold_reruns_identically_and_settings_are_kept(
         assert (out / "predictions" / f.name).read_text() == f.read_text()  # deterministic
     with pytest.raises(ConfigError, match="other settings"):
         run_cv(dataset, tmp_path / "again", CFG.replace(epochs=3), folds=3, fold=0)
+    # how a job executes is not what it computes: other thread settings join the same run
+    assert run_cv(dataset, tmp_path / "again", CFG.replace(num_threads=2), folds=3, fold=1,
+                  resume=True) == out  # fmt: skip
+    # the same content elsewhere is the same dataset
+    import shutil
+
+    moved = shutil.copytree(dataset, tmp_path / "moved")
+    assert run_cv(moved, tmp_path / "again", CFG, folds=3, fold=1, resume=True) == out
     with pytest.raises(ConfigError, match="out of range"):
         run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=3)
 

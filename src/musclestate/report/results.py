@@ -81,6 +81,9 @@ class RunResults:
             if isinstance(cfg.get(key), str):
                 raw = cfg[key]
                 break
+            if isinstance(cfg.get(key), Mapping):  # {"name", "sha256", "location"}
+                raw = cfg[key].get("location")
+                break
         if raw is None and isinstance(cfg.get("data"), Mapping):
             raw = cfg["data"].get("dataset") or cfg["data"].get("path")
         if not raw:

@@ -257,9 +257,14 @@ def _run_config(
     dataset_path: Path, config: TrainConfig, k: int, cohort: Cohort, split_seed: int
 ) -> dict:
     from musclestate import __version__
+    from musclestate.dataset import open_dataset
 
     return {
-        "dataset": str(dataset_path.resolve()),
+        "dataset": {
+            "name": dataset_path.resolve().name,
+            "sha256": open_dataset(dataset_path).content_sha256,
+            "location": str(dataset_path.resolve()),
+        },
         "folds": k,
         "seed": split_seed,
         "targets": dict(cohort.target_units),
@@ -350,8 +355,7 @@ def _run_cv_loaded(
     cfg_path = run / "config.json"
     if cfg_path.exists():
         old = _read_json(cfg_path, "run configuration")
-        keep = ("dataset", "folds", "seed", "targets", "train")
-        if {k: old.get(k) for k in keep} != json.loads(json.dumps({k: run_cfg[k] for k in keep})):
+        if _run_identity(old) != _run_identity(json.loads(json.dumps(run_cfg))):
             raise ConfigError(
                 f"{run} holds a run with other settings (see its config.json); choose another "
                 "--out, or repeat the same settings to add folds or resume"
@@ -375,6 +379,24 @@ def _run_cv_loaded(
     if not _is_global_zero():
         return run / "metrics.json"
     return collect(run, calibrate=calibrate)
+
+
+#: Settings of how a run executes, not of what it computes: a fold job may use other ones.
+EXECUTION_SETTINGS = ("accelerator", "devices", "num_nodes", "strategy", "num_threads")
+
+
+def _run_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes two run configurations the same run: the dataset's content (not where it
+    lies), folds, split seed, targets and the training settings except execution ones."""
+    ds = cfg.get("dataset")
+    train = {k: v for k, v in dict(cfg.get("train") or {}).items() if k not in EXECUTION_SETTINGS}
+    return {
+        "dataset": ds.get("sha256") if isinstance(ds, Mapping) else ds,
+        "folds": cfg.get("folds"),
+        "seed": cfg.get("seed"),
+        "targets": cfg.get("targets"),
+        "train": train,
+    }
 
 
 def seed_runs(run: str | Path) -> list[Path]:
