@@ -354,3 +354,20 @@ def test_a_fused_estimator_reads_the_measures_and_ships_as_one_model(
         atol=1e-3,
         rtol=1e-3,
     )
+
+
+def test_cv_of_a_fused_estimator_reports_the_image_only_network_of_the_same_folds(
+    dataset: Path, tmp_path: Path
+) -> None:
+    cfg = CFG.replace(fuse_features=True, epochs=3)
+    m = json.loads(run_cv(dataset, tmp_path / "run", cfg, folds=2, calibrate=True).read_text())
+    assert {"cnn", "cnn_image_only", "feature_baseline", "mean_predictor"} <= set(m["models"])
+    assert {"cnn_calibrated", "cnn_image_only_calibrated"} <= set(m["models"])
+    for info in m["folds_info"]:
+        fdir = tmp_path / "run" / "folds" / f"fold_{info['index']:02d}"
+        card = json.loads((fdir / "model" / "card.json").read_text())
+        assert card["input"]["features"] == ["f_angle", "f_mg", "f_sol"]
+        assert (fdir / "work_image_only").is_dir()
+    for model in ("cnn", "cnn_image_only"):
+        s = m["models"][model]["summary"]["ankle_angle"]
+        assert s["r2_mean"] > m["models"]["mean_predictor"]["summary"]["ankle_angle"]["r2_mean"]

@@ -32,8 +32,12 @@ from musclestate.training.predictions import ParticipantPredictions, read_predic
 #: Model keys of metrics.json in the order the report shows them, with display names.
 MODEL_LABELS: Mapping[str, str] = {
     "cnn": "CNN",
+    "cnn_image_only": "CNN, images only",
     "feature_baseline": "feature baseline",
     "mean_predictor": "mean predictor",
+    "cnn_calibrated": "CNN, calibrated",
+    "cnn_image_only_calibrated": "CNN images only, calibrated",
+    "feature_baseline_calibrated": "feature baseline, calibrated",
 }
 
 

@@ -146,6 +146,21 @@ def _bundle_card(
     )
 
 
+def _predict_fold(
+    fit: Any, examples: ExampleSet, cohort: Cohort, config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD ``(M, n_targets)`` of a fold's trained network on ``examples``."""
+    from musclestate.models.networks import build_network
+    from musclestate.training.module import predict_examples
+
+    net = build_network(config.network, config.in_channels, len(cohort.target_units),
+                        config.network_params, members=config.ensemble,
+                        n_features=len(cohort.feature_names) if config.fuse_features else 0,
+                        )  # fmt: skip
+    net.load_state_dict(fit.state_dict)
+    return predict_examples(net, examples, fit.norm, fit.sd_scale, config)
+
+
 def run_fold(
     cohort: Cohort,
     index: int,
@@ -167,7 +182,7 @@ def run_fold(
     """
     from musclestate.models.bundle import save_bundle
     from musclestate.training.baselines import MeanPredictor, RidgeBaseline
-    from musclestate.training.module import fit_estimator, predict_examples
+    from musclestate.training.module import fit_estimator
 
     t0 = time.perf_counter()
     fdir = _fold_dir(Path(run), index)
@@ -194,14 +209,7 @@ def run_fold(
     )
     if not fit.is_global_zero:
         return None
-    from musclestate.models.networks import build_network
-
-    net = build_network(config.network, config.in_channels, len(cohort.target_units),
-                        config.network_params, members=config.ensemble,
-                        n_features=len(cohort.feature_names) if config.fuse_features else 0,
-                        )  # fmt: skip
-    net.load_state_dict(fit.state_dict)
-    cnn = predict_examples(net, te, fit.norm, fit.sd_scale, config)
+    cnn = _predict_fold(fit, te, cohort, config)
     # like for like: every model is fitted on the inner-training people that the CNN trains on
     mean_model = MeanPredictor.fit(tr.targets)
     baselines = {"mean_predictor": mean_model.predict(len(te))}
@@ -216,6 +224,14 @@ def run_fold(
             fit_rows=np.arange(len(tr) + len(va)) < len(tr),
         )
         baselines["feature_baseline"] = ridge.predict(te.features)
+    if config.fuse_features:
+        # the patches-only network of the same fold: same people, seed and selection
+        plain = config.replace(fuse_features=False)
+        fit_plain = fit_estimator(
+            tr, va, plain, fdir / "work_image_only", resume=resume, progress=progress,
+            description=f"{description or f'fold {index}'} (image only)",
+        )  # fmt: skip
+        baselines["cnn_image_only"] = _predict_fold(fit_plain, te, cohort, plain)[0]
         ridge_alphas = dict(zip(cohort.target_units, ridge.alphas.tolist(), strict=True))
     else:
         log.warning("fold %d: the dataset has no ROI features; no feature baseline", index)

@@ -6,7 +6,8 @@ held-out frame::
     recording, task, frame, t_s,
     NAME, NAME_sd, NAME_true            per target (the shipped estimator, ``cnn``)
     NAME_<model>                        per target and per other model (``mean_predictor``,
-                                        ``feature_baseline``, ...)
+                                        ``feature_baseline``, and ``cnn_image_only`` beside a
+                                        fused estimator)
 
 ``task`` is the trial type of the frame's recording (``tracking``, ``mvc``, ``passive_rom``, or
 empty where the import did not say); files written before it existed are read with an empty
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from musclestate.training.data import ExampleSet
 
 #: Models whose predictions sit beside the shipped estimator's, as ``NAME_<model>`` columns.
-OTHER_MODELS: tuple[str, ...] = ("mean_predictor", "feature_baseline")
+OTHER_MODELS: tuple[str, ...] = ("mean_predictor", "feature_baseline", "cnn_image_only")
 
 
 @dataclass(frozen=True)
