@@ -27,6 +27,7 @@ STAGES = {
     "training": "Cross-validation and training",
     "models": "Estimator bundles",
     "inference": "Prediction",
+    "calibration": "Per-person calibration",
     "report": "Reports",
     "demo": "The demo",
     "progress": "Progress events",

@@ -34,6 +34,8 @@ _API: dict[str, str] = {
     "predict": "musclestate.inference.batch",
     "stream": "musclestate.inference.stream",
     "export_onnx": "musclestate.inference.export",
+    "calibrate": "musclestate.inference.calibrate",
+    "load_profile": "musclestate.calibration",
     "simulate_cohort": "musclestate.phantom",
     "sample_labelled_frames": "musclestate.phantom",
     "TrainConfig": "musclestate.training.config",

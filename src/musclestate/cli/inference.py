@@ -36,6 +36,12 @@ _Segmenter = Annotated[
     Path | None,
     typer.Option("--segmenter", help="Segmenter weights instead of the bundle's (.safetensors)."),
 ]
+_Calibration = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration", help="The person's calibration profile (`musclestate calibrate`)."
+    ),
+]
 
 
 @mirrors("predict")
@@ -62,6 +68,7 @@ def predict_cmd(
     threads: _Threads = None,
     segmenter: _Segmenter = None,
     onnx: _Onnx = None,
+    calibration: _Calibration = None,
     hash_input: Annotated[
         bool, typer.Option(help="Record the input's SHA-256 in the sidecar.")
     ] = True,
@@ -87,6 +94,7 @@ def predict_cmd(
             threads=threads,
             segmenter=segmenter,
             onnx=onnx,
+            calibration=calibration,
             hash_input=hash_input,
             progress=progress,
         )
@@ -129,6 +137,7 @@ def stream_cmd(
     threads: _Threads = None,
     segmenter: _Segmenter = None,
     onnx: _Onnx = None,
+    calibration: _Calibration = None,
     queue: Annotated[int, typer.Option(help="Frames allowed to wait; more are dropped.")] = 2,
     stall_timeout: Annotated[
         float, typer.Option(help="Stop when the source is silent this many seconds.")
@@ -173,6 +182,7 @@ def stream_cmd(
         threads=threads,
         segmenter=segmenter,
         onnx=onnx,
+        calibration=calibration,
         queue=queue,
         stall_timeout=stall_timeout,
         speed=speed,
@@ -193,6 +203,47 @@ def stream_cmd(
             f"[yellow]dropped {report.frames_dropped} frame(s): this machine could not keep up "
             "(try --roi-every 8, smaller frames via --crop, or a faster machine)[/]"
         )
+
+
+@mirrors("calibrate")
+def calibrate_cmd(
+    model: Annotated[
+        Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")
+    ],
+    dataset: Annotated[
+        Path, typer.Argument(help="Dataset holding the person's calibration recordings.")
+    ],
+    participant: Annotated[str, typer.Option("--participant", help="The person's id.")],
+    out: Annotated[Path, typer.Option("--out", help="Profile to write (JSON).")],
+    trials: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trial",
+            help="Calibration trial (repeatable); default: the person's rest, passive range "
+            "of motion and MVC recordings.",
+        ),
+    ] = None,
+    segmenter: _Segmenter = None,
+    threads: _Threads = None,
+    shrinkage: Annotated[
+        float | None,
+        typer.Option(help="Pull of each gain towards 1 (default: the library's, see the docs)."),
+    ] = None,
+) -> None:
+    """Fit a person's calibration profile (offset and gain per target) from their own
+    calibration trials; use it with `predict --calibration` and `stream --calibration`."""
+    from musclestate.inference import PredictorConfig
+    from musclestate.inference.calibrate import calibrate
+
+    cfg = PredictorConfig(roi_every=1, **({"threads": threads} if threads else {}))
+    kw = {} if shrinkage is None else {"shrinkage": shrinkage}
+    prof = calibrate(model, dataset, participant, out, trials=tuple(trials or ()), config=cfg,
+                     segmenter=segmenter, **kw)  # fmt: skip
+    con = Console(soft_wrap=True)
+    for k, c in prof.corrections.items():
+        con.print(f"{k}: {c.offset:+.3g} {prof.units.get(k, '')} + {c.gain:.3f} x estimate "
+                  f"({c.n_frames} frames)")  # fmt: skip
+    con.print(f"calibration profile of {participant}: {out}")
 
 
 @mirrors("export_onnx")

@@ -256,6 +256,7 @@ def predict(
     threads: int | None = None,
     segmenter: str | Path | None = None,
     onnx: str | Path | None = None,
+    calibration: str | Path | None = None,
     hash_input: bool = True,
     progress: ProgressFn | None = None,
 ) -> list[PredictResult]:
@@ -279,6 +280,8 @@ def predict(
         threads: CPU threads for the networks.
         segmenter: segmenter weights (``.safetensors``) instead of the bundle's.
         onnx: an estimator exported by :func:`musclestate.inference.export.export_onnx`.
+        calibration: the person's calibration profile (:func:`musclestate.calibrate`), applied
+            to every estimate and recorded in the sidecar.
         hash_input: record each input's SHA-256 in the sidecar.
         progress: receives :class:`~musclestate.progress.ProgressEvent` (stage ``"predict"``,
             unit ``"frames"`` over all inputs, message the input's name).
@@ -295,7 +298,9 @@ def predict(
     cfg = PredictorConfig.from_options(
         backend=backend, batch_size=batch_size, roi_every=roi_every, threads=threads
     )
-    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
+    predictor = load_predictor(
+        model, config=cfg, segmenter=segmenter, onnx=onnx, calibration=calibration
+    )
     opts = SourceOptions(crop=crop, flip_horizontal=flip, pixel_spacing_mm=spacing, fps=fps)
     jobs = plan_inputs(input, out, xlsx=xlsx, plot=plot, overlay=overlay)
     total = count_frames(jobs, opts)

@@ -235,6 +235,7 @@ def stream(
     threads: int | None = None,
     segmenter: str | Path | None = None,
     onnx: str | Path | None = None,
+    calibration: str | Path | None = None,
     queue: int = 2,
     stall_timeout: float = 2.0,
     speed: float = 1.0,
@@ -262,6 +263,7 @@ def stream(
         threads: CPU threads for the networks.
         segmenter: segmenter weights instead of the bundle's.
         onnx: an estimator exported by :func:`musclestate.inference.export.export_onnx`.
+        calibration: the person's calibration profile (:func:`musclestate.calibrate`).
         queue: frames allowed to wait for the predictor; more are dropped.
         stall_timeout: stop when the source is silent this many seconds.
         speed: replay a file this many times real time.
@@ -283,7 +285,9 @@ def stream(
     cfg = PredictorConfig.from_options(
         backend=backend, batch_size=1, roi_every=roi_every, threads=threads
     )
-    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
+    predictor = load_predictor(
+        model, config=cfg, segmenter=segmenter, onnx=onnx, calibration=calibration
+    )
     scfg = StreamConfig(
         queue_size=queue,
         stall_timeout_s=stall_timeout,

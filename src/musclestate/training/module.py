@@ -62,31 +62,42 @@ class EstimatorModule(L.LightningModule):
         n_targets: number of targets (the network outputs ``2 * n_targets``).
         n_aux: auxiliary outputs after the Gaussian head (architecture measures, trained with
             weight ``config.aux_weight``; 0 = none).
+        n_features: architecture measures read as inputs (``config.fuse_features``; 0 = none).
     """
 
-    def __init__(self, config: TrainConfig, n_targets: int, n_aux: int = 0) -> None:
+    def __init__(
+        self, config: TrainConfig, n_targets: int, n_aux: int = 0, n_features: int = 0
+    ) -> None:
         super().__init__()
         self.config = config
         self.n_targets = n_targets
         self.n_aux = n_aux
+        self.n_features = n_features
         self.net = build_network(
-            config.network, config.in_channels, n_targets, config.network_params, n_aux
-        )
+            config.network, config.in_channels, n_targets, config.network_params, n_aux,
+            n_features=n_features,
+        )  # fmt: skip
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(N, C, h, w)`` in 0..1 -> normalised means and log-variances, each ``(N, T)``."""
-        mu, logvar, _ = self._outputs(x)
+    def forward(
+        self, x: torch.Tensor, features: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, C, h, w)`` in 0..1 (and ``(N, F)`` measures for a fused network) ->
+        normalised means and log-variances, each ``(N, T)``."""
+        mu, logvar, _ = self._outputs(x, features)
         return mu, logvar
 
-    def _outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = self.net(x)
+    def _outputs(
+        self, x: torch.Tensor, features: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.net(x) if features is None else self.net(x, features)
         t = self.n_targets
         return out[:, :t], out[:, t : 2 * t].clamp(*LOGVAR_RANGE), out[:, 2 * t :]
 
     def _losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        """``(mse, nll, aux_mse)`` of a batch ``(x, y, mask[, y_aux, mask_aux])``."""
+        """``(mse, nll, aux_mse)`` of a batch ``(x, y, mask[, features | y_aux, mask_aux])``."""
         x, y, mask = batch[:3]
-        mu, logvar, aux = self._outputs(x)
+        features = batch[3] if self.n_features else None
+        mu, logvar, aux = self._outputs(x, features)
         mse, n = _masked_mse(mu, y, mask)
         m = mask.to(mu.dtype)
         nll = (0.5 * (logvar + (y - mu.detach()) ** 2 * torch.exp(-logvar)) * m).sum() / n
@@ -159,8 +170,11 @@ class EstimatorData(L.LightningDataModule):
         aux_norm: TargetNorm | None = None,
     ) -> None:
         super().__init__()
-        self.train_set = FrameDataset(train, norm, config.augment, config.seed, aux_norm)
-        self.val_set = FrameDataset(val, norm)
+        fused = config.fuse_features
+        self.train_set = FrameDataset(
+            train, norm, config.augment, config.seed, aux_norm, with_features=fused
+        )
+        self.val_set = FrameDataset(val, norm, with_features=fused)
         self.config = config
 
     def train_dataloader(self) -> DataLoader:
@@ -178,16 +192,27 @@ class EstimatorData(L.LightningDataModule):
 
 
 class _Progress(Callback):
-    """Reports finished epochs as :class:`ProgressEvent` (stage ``"train"``, unit ``"epochs"``)."""
+    """Reports finished epochs as :class:`ProgressEvent` (unit ``"epochs"``)."""
 
-    def __init__(self, progress: ProgressFn, total: int, part: int, parts: int) -> None:
+    def __init__(
+        self,
+        progress: ProgressFn,
+        total: int,
+        part: int = 0,
+        parts: int = 1,
+        stage: str = "train",
+        message: str = "",
+    ) -> None:
         self.progress, self.total, self.part, self.parts = progress, total, part, parts
+        self.stage, self.message = stage, message
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
-            done, total = trainer.current_epoch + 1, self.total
-            event = ProgressEvent("train", done, total, "epochs", part=self.part, parts=self.parts)
-            self.progress(event)
+            done = trainer.current_epoch + 1
+            self.progress(
+                ProgressEvent(self.stage, done, self.total, "epochs", self.message,
+                              self.part, self.parts)
+            )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -230,6 +255,8 @@ def fit_estimator(
     progress: ProgressFn | None = None,
     part: int = 0,
     parts: int = 1,
+    message: str = "",
+    stage: str = "train",
     callbacks: list[Callback] | None = None,
 ) -> FitResult:
     """Train one estimator on ``train``, choosing the epoch on ``val`` (other participants).
@@ -243,7 +270,9 @@ def fit_estimator(
     ``last.ckpt`` when it exists and ends exactly where an uninterrupted run would (stateless
     seeded order and augmentation, deterministic kernels). Without ``resume`` an old
     ``workdir`` is cleared first. Distributed settings of ``config`` (``devices``,
-    ``num_nodes``, ``strategy``) go to the Trainer unchanged.
+    ``num_nodes``, ``strategy``) go to the Trainer unchanged. ``progress`` receives a
+    :class:`~musclestate.progress.ProgressEvent` per epoch: ``stage``, part ``part`` of
+    ``parts`` (e.g. the fold), ``message``; an ensemble's members share one count.
 
     Raises:
         DatasetError: too few training examples for one batch, or a target without values.
@@ -261,14 +290,15 @@ def fit_estimator(
         member = _fit_member(
             train.take(rows), val, config.replace(seed=config.seed + m), norm, mdir,
             resume=resume, progress=_member_progress(progress, m, config.ensemble),
-            part=part, parts=parts, callbacks=callbacks,
+            part=part, parts=parts, message=message, stage=stage, callbacks=callbacks,
         )  # fmt: skip
         fits.append(member)
     if config.ensemble == 1:
         return fits[0]
     state = {f"members.{m}.{k}": v for m, fit in enumerate(fits) for k, v in fit.state_dict.items()}
     net = build_network(config.network, config.in_channels, n_targets, config.network_params,
-                        members=config.ensemble)  # fmt: skip
+                        members=config.ensemble,
+                        n_features=_n_features(train, config))  # fmt: skip
     net.load_state_dict(state)
     z_mu, logvar = _predict_normalised(net, val, config, n_targets)
     z_val = norm.apply(val.targets)
@@ -302,6 +332,8 @@ def _fit_member(
     progress: ProgressFn | None,
     part: int,
     parts: int,
+    message: str,
+    stage: str,
     callbacks: list[Callback] | None,
 ) -> FitResult:
     """Train one network (see :func:`fit_estimator`) on exactly the given examples."""
@@ -324,7 +356,11 @@ def _fit_member(
         aux_norm = TargetNorm.fit_features(train.features)
     n_aux = 0 if aux_norm is None else len(aux_norm.mean)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = EstimatorModule(config, len(train.target_names), n_aux)
+    n_features = _n_features(train, config)
+    module = EstimatorModule(config, len(train.target_names), n_aux, n_features)
+    if n_features:
+        f_norm = TargetNorm.fit_features(train.features)
+        module.net.set_feature_norm(f_norm.mean, f_norm.sd)
     data = EstimatorData(train, val, norm, config, aux_norm)
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -344,7 +380,7 @@ def _fit_member(
         # checkpoint's state_dict (the raw ones as current_model_state, used on resume).
         cbs.append(WeightAveraging(avg_fn=ema_with_warmup(config.ema_decay)))
     if progress is not None:
-        cbs.append(_Progress(progress, config.epochs, part, parts))
+        cbs.append(_Progress(progress, config.epochs, part, parts, stage, message))
     cbs += list(callbacks or [])
     quiet_lightning()
     trainer = L.Trainer(
@@ -397,17 +433,33 @@ def _fit_member(
     )
 
 
+def _n_features(examples: ExampleSet, config: TrainConfig) -> int:
+    """Measures a fused network reads (0 without ``config.fuse_features``)."""
+    if not config.fuse_features:
+        return 0
+    if examples.features is None:
+        raise DatasetError(
+            "fuse_features needs the ROI stage's architecture measures, and the dataset has "
+            "none; run `musclestate roi apply` or train without fuse_features"
+        )
+    return int(examples.features.shape[1])
+
+
 def _predict_normalised(
     net: torch.nn.Module, examples: ExampleSet, config: TrainConfig, n_targets: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised means and log-variances ``(M, n_targets)`` of every example, in batches."""
     mus, lvs = [], []
     net.eval()
+    fused = bool(_n_features(examples, config))
     with torch.inference_mode():
         for s in range(0, len(examples), 512):
             rows = np.arange(s, min(s + 512, len(examples)))
             x = torch.from_numpy(examples.inputs(rows).astype(np.float32) / np.float32(255.0))
-            out = net(x)
+            if fused:
+                out = net(x, torch.from_numpy(examples.features[rows].astype(np.float32)))
+            else:
+                out = net(x)
             mus.append(out[:, :n_targets].numpy().astype(np.float64))
             logvar = out[:, n_targets : 2 * n_targets].clamp(*LOGVAR_RANGE)
             lvs.append(logvar.numpy().astype(np.float64))
