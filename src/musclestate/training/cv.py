@@ -321,7 +321,8 @@ def run_cv(
             ``feature_baseline_calibrated``; see :mod:`musclestate.calibration`).
         resume: keep finished folds and continue an interrupted fold from its last checkpoint.
         progress: receives :class:`~musclestate.progress.ProgressEvent`: stage ``"load"``
-            per recording read, then ``"train"`` per epoch with ``part`` = the fold.
+            per recording read, then ``"train"`` per epoch with ``part`` = the fold (seed s,
+            fold k of K: part ``s * K + k``).
 
     Returns:
         ``RUN/metrics.json`` when all folds ran (``RUN/seeds.json`` with ``seeds > 1``), else
