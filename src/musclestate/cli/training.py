@@ -193,6 +193,14 @@ def cv_cmd(
             "(rest, passive range of motion, MVC).",
         ),
     ] = False,
+    calibration_task: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--calibration-task",
+            help="Trial type (recording task) that counts as a calibration trial (repeatable; "
+            "default rest, passive_rom, mvc).",
+        ),
+    ] = None,
     config: _Config = None,
     network: _Network = None,
     input: _Input = None,
@@ -225,7 +233,8 @@ def cv_cmd(
     if str(dataset) == "collect" and not dataset.is_dir():
         if collect_run is None:
             raise ConfigError("usage: musclestate cv collect RUN")
-        path = collect(collect_run, calibrate=calibrate or None)
+        path = collect(collect_run, calibrate=calibrate or None,
+                       calibration_tasks=calibration_task or None)  # fmt: skip
         _print_cv_summary(con, json.loads(path.read_text(encoding="utf-8")), path)
         return
     if collect_run is not None:
@@ -244,7 +253,9 @@ def cv_cmd(
     bar, progress = _epoch_progress(Console(stderr=True))
     with bar:
         path = run_cv(dataset, out, cfg, folds=folds, fold=fold, seeds=seeds,
-                      calibrate=calibrate, resume=resume, progress=progress)  # fmt: skip
+                      calibrate=calibrate, resume=resume, progress=progress,
+                      **({"calibration_tasks": calibration_task} if calibration_task else {}),
+                      )  # fmt: skip
     if not rank_zero():
         return
     if fold is not None:
