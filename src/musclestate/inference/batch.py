@@ -20,17 +20,19 @@ from musclestate.errors import ConfigError, InputError, MusclestateError
 from musclestate.inference import outputs
 from musclestate.inference.predictor import Predictor, provenance
 from musclestate.inference.sources import (
-    VIDEO_SUFFIXES,
     FrameSource,
     dataset_sources,
     is_dataset,
     open_source,
 )
+from musclestate.io.formats import (
+    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    has_dicom_preamble,
+)
 
 log = logging.getLogger(__name__)
-
-_MEDIA_SUFFIXES = VIDEO_SUFFIXES | {".dcm", ".dicom"}
-_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"}
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,14 @@ class SourceOptions:
 
 
 def _is_media(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in _MEDIA_SUFFIXES
+    """A video or DICOM file (image files in a folder are frames of one image folder)."""
+    if not p.is_file():
+        return False
+    return p.suffix.lower() in VIDEO_SUFFIXES + DICOM_SUFFIXES or has_dicom_preamble(p)
 
 
 def _is_image_folder(p: Path) -> bool:
-    return p.is_dir() and any(f.suffix.lower() in _IMAGE_SUFFIXES for f in p.iterdir())
+    return p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())
 
 
 def plan_inputs(
@@ -116,7 +121,7 @@ def plan_inputs(
         kids = sorted(p for p in src.iterdir() if _is_media(p) or _is_image_folder(p))
         if not kids:
             raise InputError(
-                f"folder holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}), DICOM files or "
+                f"folder holds no videos ({', '.join(VIDEO_SUFFIXES)}), DICOM files or "
                 "image folders",
                 src,
             )

@@ -5,14 +5,20 @@ series, whatever the file type:
 
 - **CSV** (``,``, ``;`` or tab separated, one header row): a time column named ``time``,
   ``time_s``, ``t`` or ``t_s`` (any case; or ``time_column=``) plus one column per channel.
-  Header cells may carry units as ``name [unit]``; a time column in ``[ms]`` or ``[us]`` is
-  converted to seconds. Without a time column, pass ``rate_hz=`` (samples start at 0 s).
+  Header cells may carry units as ``name [unit]``, or a second row may hold the units (a row
+  with no number in it); a time column in ``ms`` or ``us`` is converted to seconds. Lines
+  starting with ``#`` (instrument preambles, comments) and blank lines are skipped; error
+  messages give the line number in the file. With ``;`` or tab separators a decimal comma
+  (``0,5``) is read as a decimal point, as those locales write it. Without a time column, pass
+  ``rate_hz=`` (samples start at 0 s).
 - **MATLAB .mat**: v4-v7 through :func:`scipy.io.loadmat`, v7.3 (HDF5) through h5py. Choose the
   struct holding the channels with ``mat_group="a.b.c"`` (e.g. the Drazan et al. 2019
   ``push_data.mat``: ``mat_group="clips.p6_isokinetic030_01.push_01"``). In that struct a time
   field (names as for CSV) gives the clock; every numeric vector of the same length is a channel;
-  an ``(N, k)`` matrix gives channels ``name_0 .. name_{k-1}``. MATLAB carries no units: give them
-  with ``units=``. Vectors of another length (e.g. ``frameInds``, one sample index per video
+  a matrix gives one channel per row or column, ``name_0 .. name_{k-1}``, oriented by the axis
+  whose length matches the time vector (``(N, k)`` samples x channels and ``(k, N)`` channels x
+  samples both work; a square one is refused). MATLAB carries no units: give them with
+  ``units=``. Vectors of another length (e.g. ``frameInds``, one sample index per video
   frame) are returned only when named in ``channels``, as a Signal over their own element
   number (``t_s = 0, 1, 2, ...``, unit ``"index"``).
 - **C3D** analog channels through ezc3d, with labels, units and rate from the ANALOG parameters,
@@ -20,7 +26,10 @@ series, whatever the file type:
   on a damaged file, so the header is checked here first and ezc3d runs in a separate
   interpreter with a time limit.
 
-Every failure raises :class:`~musclestate.errors.SignalError` naming the file.
+:func:`read_signal_file` also returns what the reader corrected or set aside (decimal comma,
+preamble lines, units row, matrix orientation, arrays that are not channels); ``probe`` shows
+it and ``import`` keeps it in the recording's provenance. Every failure raises
+:class:`~musclestate.errors.SignalError` naming the file.
 """
 
 from __future__ import annotations
@@ -35,25 +44,41 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from musclestate.errors import InputError, SignalError
+from musclestate.io.formats import SIGNAL_SUFFIXES
 from musclestate.records import Signal, check_times
 
 log = logging.getLogger(__name__)
 
 #: Column/field names taken as the time axis when ``time_column`` is not given (any case).
 TIME_NAMES = ("time", "time_s", "t", "t_s")
-#: Suffixes read by :func:`read_signals`.
-SIGNAL_SUFFIXES = (".csv", ".txt", ".tsv", ".mat", ".c3d")
+_DECIMAL_COMMA = re.compile(r"(?<![\d.,])-?\d+,\d+(?:[eE][-+]?\d+)?(?![\d.,])")
 
 _TIME_SCALE = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
 _HEADER_UNIT = re.compile(r"^(?P<name>.*?)\s*\[(?P<unit>[^\[\]]*)\]\s*$")
 #: Seconds allowed for ezc3d to read one C3D file before it is judged stuck.
 C3D_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class SignalFile:
+    """The signals of one file and what the reader noted about it.
+
+    Attributes:
+        signals: ``{name: Signal}``.
+        notes: JSON-ready corrections and set-asides, e.g. ``{"decimal": ",",
+            "preamble_lines": 3, "units_row_line": 2, "matrices": {...}, "not_channels": {...}}``
+            (empty when the file needed none).
+    """
+
+    signals: dict[str, Signal]
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def read_signals(
@@ -65,7 +90,27 @@ def read_signals(
     mat_group: str | None = None,
     rate_hz: float | None = None,
 ) -> dict[str, Signal]:
-    """Read the signals in a CSV, MATLAB .mat or C3D file.
+    """The signals of :func:`read_signal_file` (same arguments and errors), without the notes."""
+    return read_signal_file(
+        path,
+        channels=channels,
+        units=units,
+        time_column=time_column,
+        mat_group=mat_group,
+        rate_hz=rate_hz,
+    ).signals
+
+
+def read_signal_file(
+    path: str | Path,
+    *,
+    channels: Sequence[str] | None = None,
+    units: Mapping[str, str] | None = None,
+    time_column: str | None = None,
+    mat_group: str | None = None,
+    rate_hz: float | None = None,
+) -> SignalFile:
+    """Read the signals in a CSV, MATLAB .mat or C3D file, with the reader's notes.
 
     Args:
         path: the file; the reader is chosen by suffix (``.csv``/``.txt``/``.tsv``, ``.mat``,
@@ -79,7 +124,8 @@ def read_signals(
         rate_hz: sampling rate for a CSV or .mat group without a time column.
 
     Returns:
-        ``{name: Signal}`` with ``t_s`` in seconds, strictly increasing, and finite values.
+        :class:`SignalFile`: ``signals`` ``{name: Signal}`` with ``t_s`` in seconds, strictly
+        increasing, and finite values; ``notes`` what the reader corrected or set aside.
 
     Raises:
         SignalError: missing/unreadable file, unknown suffix, no time axis, unknown channel,
@@ -93,10 +139,11 @@ def read_signals(
     if rate_hz is not None and not (np.isfinite(rate_hz) and rate_hz > 0):
         raise SignalError(f"rate_hz must be a positive number, got {rate_hz!r}", path)
     suffix = path.suffix.lower()
+    notes: dict[str, Any] = {}
     if suffix in (".csv", ".txt", ".tsv"):
-        columns, file_units, t_s = _read_csv(path, time_column, rate_hz)
+        columns, file_units, t_s = _read_csv(path, time_column, rate_hz, notes)
     elif suffix == ".mat":
-        columns, file_units, t_s = _read_mat(path, mat_group, time_column, rate_hz, channels)
+        columns, file_units, t_s = _read_mat(path, mat_group, time_column, rate_hz, channels, notes)
     elif suffix == ".c3d":
         if mat_group is not None or time_column is not None:
             raise SignalError("mat_group and time_column do not apply to C3D files", path)
@@ -106,7 +153,7 @@ def read_signals(
             f"unknown signal file type {suffix!r}; expected one of {', '.join(SIGNAL_SUFFIXES)}",
             path,
         )
-    return _select(path, columns, file_units, t_s, channels, units)
+    return SignalFile(_select(path, columns, file_units, t_s, channels, units), notes)
 
 
 def _select(
@@ -207,28 +254,51 @@ def _delimiter(header: str) -> str | None:
 
 
 def _read_csv(
-    path: Path, time_column: str | None, rate_hz: float | None
+    path: Path, time_column: str | None, rate_hz: float | None, notes: dict[str, Any]
 ) -> tuple[dict[str, np.ndarray], dict[str, str], np.ndarray]:
     text = _read_text(path)
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
+    # (1-based line number in the file, text) of every line that is not blank or a # comment.
+    lines = [
+        (i + 1, ln)
+        for i, ln in enumerate(text.splitlines())
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     if not lines:
         raise SignalError("is empty; expected a header row and data rows", path)
-    delim = _delimiter(lines[0])
-    header = next(csv.reader([lines[0]], delimiter=delim)) if delim else lines[0].split()
+    header_no, header_line = lines[0]
+    if header_no > 1:
+        notes["preamble_lines"] = header_no - 1
+        notes["header_line"] = header_no
+    delim = _delimiter(header_line)
+    header = next(csv.reader([header_line], delimiter=delim)) if delim else header_line.split()
     names: list[str] = []
     file_units: dict[str, str] = {}
     for k, cell in enumerate(header):
         m = _HEADER_UNIT.match(cell.strip())
         name = (m.group("name") if m else cell).strip()
         if not name:
-            raise SignalError(f"header cell {k + 1} is empty; every column needs a name", path)
+            raise SignalError(
+                f"header cell {k + 1} (line {header_no}) is empty; every column needs a name", path
+            )
         if name in file_units:
             raise SignalError(f"column name {name!r} appears twice in the header", path)
         names.append(name)
         file_units[name] = m.group("unit").strip() if m else ""
-    data = _parse_rows(lines[1:], delim, len(names), path)
+    body = lines[1:]
+    decimal = "."
+    if delim != "," and any(_DECIMAL_COMMA.search(ln) for _, ln in body[:200]):
+        decimal = ","
+        notes["decimal"] = ","
+        notes["delimiter"] = "tab" if delim == "\t" else (delim or "whitespace")
+    if body:
+        units_row = _units_row(body[0][1], delim, decimal, len(names))
+        if units_row is not None:
+            notes["units_row_line"] = body[0][0]
+            for name, unit in zip(names, units_row, strict=True):
+                if not file_units[name]:
+                    file_units[name] = unit
+            body = body[1:]
+    data = _parse_rows(body, delim, decimal, names, header_no, path)
     if data.shape[0] == 0:
         raise SignalError("has a header but no data rows", path)
     tkey = _time_key(names, time_column, path)
@@ -239,34 +309,83 @@ def _read_csv(
     return cols, file_units, t_s
 
 
-def _parse_rows(rows: list[str], delim: str | None, n_cols: int, path: Path) -> np.ndarray:
+def _cells(line: str, delim: str | None) -> list[str]:
+    return next(csv.reader([line], delimiter=delim)) if delim else line.split()
+
+
+def _is_number(cell: str, decimal: str) -> bool:
+    try:
+        float(cell.replace(",", ".") if decimal == "," else cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _units_row(line: str, delim: str | None, decimal: str, n_cols: int) -> list[str] | None:
+    """The cells of a units row (no cell a number, as many cells as columns), else ``None``."""
+    cells = [c.strip() for c in _cells(line, delim)]
+    if len(cells) != n_cols or any(_is_number(c, decimal) for c in cells if c):
+        return None
+    if not any(cells):
+        return None
+    return [c[1:-1].strip() if c.startswith(("[", "(")) and len(c) > 1 else c for c in cells]
+
+
+def _parse_rows(
+    rows: list[tuple[int, str]],
+    delim: str | None,
+    decimal: str,
+    names: list[str],
+    header_no: int,
+    path: Path,
+) -> np.ndarray:
     """Rows of numbers -> ``(N, n_cols)`` float64; empty cells become NaN (reported later).
 
-    Fast path: numpy's C parser. On failure, a slow pass finds the offending row and column.
+    ``rows`` are ``(line number in the file, text)``. Fast path: numpy's C parser. On failure,
+    a slow pass finds the offending line and column.
     """
+    n_cols = len(names)
     if not rows:
         return np.zeros((0, n_cols))
+    texts = [ln.replace(",", ".") if decimal == "," else ln for _, ln in rows]
     try:
-        data = np.loadtxt(io.StringIO("\n".join(rows)), delimiter=delim, ndmin=2, dtype=np.float64)
-        if data.shape[1] == n_cols:
+        data = np.loadtxt(io.StringIO("\n".join(texts)), delimiter=delim, ndmin=2, dtype=np.float64)
+        if data.shape == (len(rows), n_cols):
             return data
     except ValueError:
         pass
     out = np.empty((len(rows), n_cols), dtype=np.float64)
-    reader = csv.reader(rows, delimiter=delim) if delim else (r.split() for r in rows)
-    for i, cells in enumerate(reader):
-        line = i + 2  # 1-based, after the header
+    for i, (line_no, text) in enumerate(rows):
+        cells = _cells(text, delim)
         if len(cells) != n_cols:
+            hint = ""
+            if delim == "," and _DECIMAL_COMMA.search(text):
+                hint = (
+                    "; the numbers look like they use decimal commas, which cannot be told apart "
+                    "from ',' separators: export with ';' between fields"
+                )
+            elif header_no > 1 or len(cells) > n_cols:
+                hint = (
+                    f" (the header is line {header_no}: {', '.join(names)}); start preamble "
+                    "lines with # so they are skipped"
+                )
             raise SignalError(
-                f"line {line} has {len(cells)} cells but the header names {n_cols} columns", path
+                f"line {line_no} has {len(cells)} cells but the header names {n_cols} columns"
+                + hint,
+                path,
             )
         for j, cell in enumerate(cells):
             c = cell.strip()
             try:
-                out[i, j] = float(c) if c else np.nan
+                out[i, j] = float(c.replace(",", ".") if decimal == "," else c) if c else np.nan
             except ValueError:
+                hint = ""
+                if _DECIMAL_COMMA.fullmatch(c):
+                    hint = " (a decimal comma inside a ',' separated file: export with ';')"
                 raise SignalError(
-                    f"line {line}, column {j + 1}: {c[:40]!r} is not a number", path
+                    f"line {line_no}, column {j + 1}: {c[:40]!r} is not a number (column "
+                    f"{names[j]!r}){hint}",
+                    path,
                 ) from None
     return out
 
@@ -291,21 +410,19 @@ def _read_mat(
     time_column: str | None,
     rate_hz: float | None,
     channels: Sequence[str] | None,
+    notes: dict[str, Any],
 ) -> tuple[dict[str, np.ndarray], dict[str, str], np.ndarray]:
     keys = [k for k in re.split(r"[./]", mat_group) if k] if mat_group else []
     tree = _mat_v73_group(path, keys) if _is_hdf5(path) else _mat_v5_group(path, keys)
     where = f"group {mat_group!r}" if mat_group else "the top level"
-    arrays: dict[str, np.ndarray] = {}
+    vectors: dict[str, np.ndarray] = {}
+    matrices: dict[str, np.ndarray] = {}
     for name, value in tree.items():
         a = _numeric(value)
         if a is None:
             continue
-        if a.ndim == 1:
-            arrays[name] = a
-        elif a.ndim == 2:
-            for j in range(a.shape[1]):
-                arrays[f"{name}_{j}"] = a[:, j]
-    if not arrays:
+        (vectors if a.ndim == 1 else matrices)[name] = a
+    if not vectors and not matrices:
         groups = [k for k, v in tree.items() if isinstance(v, dict)]
         raise SignalError(
             f"{where} holds no numeric vectors"
@@ -316,9 +433,36 @@ def _read_mat(
             ),
             path,
         )
-    tkey = _time_key(list(arrays), time_column, path)
-    t_raw = arrays.pop(tkey) if tkey is not None else None
-    n = t_raw.size if t_raw is not None else _majority_length(arrays)
+    tkey = _time_key(list(vectors), time_column, path)
+    if time_column is not None and tkey not in vectors:  # pragma: no cover - _time_key checks
+        raise SignalError(f"time field {time_column!r} is not a vector", path)
+    t_raw = vectors.pop(tkey) if tkey is not None else None
+    if t_raw is not None:
+        n = t_raw.size
+    elif vectors:
+        n = _majority_length(vectors)
+    else:  # only matrices: samples run along the longer axis
+        n = max(max(m.shape) for m in matrices.values())
+    arrays = dict(vectors)
+    oriented: dict[str, str] = {}
+    not_channels: dict[str, list[int]] = {}
+    for name, m in matrices.items():
+        rows, cols = m.shape
+        if rows == n and cols == n:
+            raise SignalError(
+                f"{name} in {where} is a square {n} x {n} matrix: its channels cannot be told "
+                "from its samples; save it as samples x channels, or as one vector per channel",
+                path,
+            )
+        if rows == n:
+            parts, oriented[name] = m.T, f"{cols} channels x {n} samples (one per column)"
+        elif cols == n:
+            parts, oriented[name] = m, f"{rows} channels x {n} samples (one per row)"
+        else:
+            not_channels[name] = [rows, cols]
+            continue
+        for j, part in enumerate(parts):
+            arrays[f"{name}_{j}"] = np.ascontiguousarray(part)
     t_s = _time_axis(t_raw, "s", n, rate_hz, f"MATLAB {where}", path)
     on_axis = {k: v for k, v in arrays.items() if v.size == n}
     off_axis = {k: v for k, v in arrays.items() if v.size != n}
@@ -327,14 +471,26 @@ def _read_mat(
         if name in requested:
             on_axis[name] = value
         else:
-            log.debug("%s: %s has %d elements, not %d: not a channel", path, name, value.size, n)
+            not_channels[name] = [int(value.size)]
+            log.info("%s: %s has %d elements, not %d: not a channel", path, name, value.size, n)
+    if oriented:
+        notes["matrices"] = oriented
+    if not_channels:
+        notes["not_channels"] = {
+            k: f"{' x '.join(map(str, v))} elements, not on the {n}-sample time axis"
+            for k, v in not_channels.items()
+        }
     units = {k: "index" for k in off_axis if k in requested}
     if channels is not None:
         missing = [c for c in channels if c not in on_axis]
         if missing:
+            aside = "".join(
+                f"; {k} ({' x '.join(map(str, v))}) is not on the {n}-sample time axis"
+                for k, v in not_channels.items()
+            )
             raise SignalError(
                 f"unknown channel(s) {', '.join(map(repr, missing))} in {where}; available: "
-                f"{', '.join(list(on_axis) + sorted(off_axis))}",
+                f"{', '.join(list(on_axis) + sorted(off_axis))}{aside}",
                 path,
             )
     return on_axis, units, t_s
