@@ -61,10 +61,13 @@ def media_kind(path: str | Path) -> MediaKind:
 def unsupported(path: Path, found: str) -> MediaError:
     """The refusal every command gives for a file no reader takes: names what was found and
     the kinds that are read."""
+    kinds = (
+        f"videos ({', '.join(VIDEO_SUFFIXES)}), DICOM ({', '.join(DICOM_SUFFIXES)}), image files "
+        f"and folders of images ({', '.join(IMAGE_SUFFIXES)}; a multi-page TIFF is one "
+        f"recording) and signal files ({', '.join(SIGNAL_SUFFIXES)})"
+    )
     return MediaError(
-        f"cannot read {found}: musclestate reads videos ({', '.join(VIDEO_SUFFIXES)}), DICOM "
-        f"({', '.join(DICOM_SUFFIXES)}), image files and folders of images "
-        f"({', '.join(IMAGE_SUFFIXES)}; a multi-page TIFF is one recording) and signal files "
-        f"({', '.join(SIGNAL_SUFFIXES)}); convert it to one of these (e.g. ffmpeg -i IN OUT.mp4)",
+        f"unknown media type ({found}): musclestate reads {kinds}; convert it to one of these "
+        "(e.g. ffmpeg -i IN OUT.mp4)",
         path,
     )

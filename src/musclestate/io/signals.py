@@ -278,7 +278,7 @@ def _read_csv(
         name = (m.group("name") if m else cell).strip()
         if not name:
             raise SignalError(
-                f"header cell {k + 1} (line {header_no}) is empty; every column needs a name", path
+                f"header cell {k + 1} is empty (line {header_no}); every column needs a name", path
             )
         if name in file_units:
             raise SignalError(f"column name {name!r} appears twice in the header", path)
