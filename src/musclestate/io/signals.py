@@ -331,6 +331,13 @@ def _units_row(line: str, delim: str | None, decimal: str, n_cols: int) -> list[
     return [c[1:-1].strip() if c.startswith(("[", "(")) and len(c) > 1 else c for c in cells]
 
 
+def _header_hint(header_no: int, names: list[str]) -> str:
+    return (
+        f"; the header was taken from line {header_no} ({', '.join(names)}): if lines before "
+        "the header are a preamble, start them with # so they are skipped"
+    )
+
+
 def _parse_rows(
     rows: list[tuple[int, str]],
     delim: str | None,
@@ -359,16 +366,14 @@ def _parse_rows(
         cells = _cells(text, delim)
         if len(cells) != n_cols:
             hint = ""
-            if delim == "," and _DECIMAL_COMMA.search(text):
+            pieces = [c.strip().lstrip("-") for c in cells]
+            if delim == "," and len(cells) > n_cols and all(p.isdigit() for p in pieces):
                 hint = (
                     "; the numbers look like they use decimal commas, which cannot be told apart "
                     "from ',' separators: export with ';' between fields"
                 )
             elif header_no > 1 or len(cells) > n_cols:
-                hint = (
-                    f" (the header is line {header_no}: {', '.join(names)}); start preamble "
-                    "lines with # so they are skipped"
-                )
+                hint = _header_hint(header_no, names)
             raise SignalError(
                 f"line {line_no} has {len(cells)} cells but the header names {n_cols} columns"
                 + hint,
@@ -381,7 +386,9 @@ def _parse_rows(
             except ValueError:
                 hint = ""
                 if _DECIMAL_COMMA.fullmatch(c):
-                    hint = " (a decimal comma inside a ',' separated file: export with ';')"
+                    hint = "; a decimal comma inside a ',' separated file: export with ';'"
+                elif i == 0:
+                    hint = _header_hint(header_no, names)
                 raise SignalError(
                     f"line {line_no}, column {j + 1}: {c[:40]!r} is not a number (column "
                     f"{names[j]!r}){hint}",

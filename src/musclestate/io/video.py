@@ -14,8 +14,9 @@ studio-range conversion therefore keeps its 16..235 levels. Other formats (RGB, 
 any code that decodes frames itself (live sources) and must match what training data saw.
 
 Display rotation: a phone film carries a display matrix (side data) that players apply; frames
-are returned as players show them (rotated by multiples of 90 deg; crops are given in the shown
-frame), and ``meta.extra["video"]["rotation_deg"]`` records the clockwise turn applied.
+are returned as players show them (right-angle turns and mirrors, see :class:`DisplayTransform`;
+crops are given in the shown frame), and ``meta.extra["video"]`` records the clockwise turn
+applied (``rotation_deg``) and any mirroring.
 
 Frame count: the decoded frames and their time stamps are the truth. A container may list more
 frames than are shown (an MP4 trimmed through an edit list without re-encoding, an AVI with
@@ -102,6 +103,7 @@ class VideoInfo:
         pixel_format: decoded pixel format, e.g. ``"yuv420p"``.
         rotation_deg: clockwise turn applied to the stored frames for display (0, 90, 180, 270).
         stored_width, stored_height: frame size as stored in the stream.
+        mirrored: the display matrix also mirrors the frames (applied).
     """
 
     path: Path
@@ -115,6 +117,7 @@ class VideoInfo:
     rotation_deg: int = 0
     stored_width: int = 0
     stored_height: int = 0
+    mirrored: bool = False
 
 
 def frame_luma(frame: Any) -> np.ndarray:
@@ -131,21 +134,69 @@ def frame_luma(frame: Any) -> np.ndarray:
     return frame.to_ndarray(format="gray")
 
 
-def _quarter_turns(frame: Any, path: Path | str) -> int:
-    """Counter-clockwise quarter turns (numpy ``rot90``'s ``k``) that show ``frame`` upright.
+@dataclass(frozen=True)
+class DisplayTransform:
+    """How players show a stored frame: the display matrix reduced to axis swaps and mirrors.
 
-    PyAV's ``VideoFrame.rotation`` is the display matrix's counter-clockwise angle
-    (FFmpeg ``av_display_rotation_get``); players turn the frame by it (FFmpeg's own
-    auto-rotation inserts ``transpose=clock`` for -90).
+    The display matrix (FFmpeg ``AV_FRAME_DATA_DISPLAYMATRIX``, ``libavutil/display.h``) maps a
+    stored pixel ``(x, y)`` to ``(a x + c y, b x + d y)``; for the right-angle turns and mirrors
+    that cameras write, ``a, b, c, d`` are -1, 0 or 1. Shown ``= stored.T`` when ``swap``, then
+    reversed along rows / columns where ``flip_rows`` / ``flip_cols``.
+
+    Attributes:
+        swap: rows and columns exchange (a 90 or 270 deg turn).
+        flip_rows, flip_cols: reverse the (swapped) rows / columns.
+        rotation_deg: clockwise turn players report (0, 90, 180, 270).
+        mirrored: the matrix mirrors the image (negative determinant).
     """
-    angle = int(getattr(frame, "rotation", 0) or 0)
-    if angle % 90:
+
+    swap: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+    rotation_deg: int = 0
+    mirrored: bool = False
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """The ``(H, W)`` stored image as shown (a view)."""
+        if self.swap:
+            image = image.T
+        if self.flip_rows:
+            image = image[::-1]
+        if self.flip_cols:
+            image = image[:, ::-1]
+        return image
+
+
+def display_transform(frame: Any, path: Path | str) -> DisplayTransform:
+    """The :class:`DisplayTransform` of a decoded PyAV frame's display-matrix side data.
+
+    Raises :class:`MediaError` for a matrix that is not a right-angle turn or mirror.
+    """
+    matrix = None
+    for sd in getattr(frame, "side_data", None) or []:
+        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
+            matrix = np.frombuffer(bytes(sd), dtype=np.int32)
+            break
+    if matrix is None or matrix.size < 5:
+        return DisplayTransform()
+    # 16.16 fixed point; a, b, c, d as in libavutil/display.h.
+    a, b, _, c, d = (float(v) / 65536.0 for v in matrix[:5])
+    unit = np.array([a, b, c, d])
+    signs = np.sign(np.round(unit, 3))
+    if not np.allclose(np.abs(unit), np.abs(signs), atol=1e-3) or abs(a * d - b * c) < 0.5:
+        angle = getattr(frame, "rotation", 0)
         raise MediaError(
-            f"the display matrix rotates frames by {angle} deg, not a multiple of 90; re-encode "
-            "the video upright (e.g. ffmpeg -i IN OUT.mp4, which applies the rotation)",
+            f"the display matrix turns frames by {angle} deg, not a right angle; re-encode the "
+            "video upright (e.g. ffmpeg -i IN OUT.mp4, which applies the rotation)",
             None if isinstance(path, str) else path,
         )
-    return (angle // 90) % 4
+    sa, sb, sc, sd_ = (int(v) for v in signs)
+    swap = sa == 0
+    # x' = a x + c y, y' = b x + d y (then shifted to start at 0).
+    flip_rows = (sb if swap else sd_) < 0
+    flip_cols = (sc if swap else sa) < 0
+    angle = int(getattr(frame, "rotation", 0) or 0)  # counter-clockwise, as FFmpeg reports it
+    return DisplayTransform(swap, flip_rows, flip_cols, (-angle) % 360, sa * sd_ - sb * sc < 0)
 
 
 class VideoReader:
@@ -227,10 +278,10 @@ class VideoReader:
         self._first = next(self._frames, None)
         if self._first is None:
             raise MediaError("contains zero decodable video frames", where)
-        self._k = _quarter_turns(self._first, self.path)
+        self._display = display_transform(self._first, self.path)
         cc = stream.codec_context
         sh, sw = self._first.height, self._first.width
-        h, w = (sw, sh) if self._k % 2 else (sh, sw)
+        h, w = (sw, sh) if self._display.swap else (sh, sw)
         rate = stream.average_rate or stream.guessed_rate
         duration = (
             float(stream.duration * stream.time_base)
@@ -246,9 +297,10 @@ class VideoReader:
             duration_s=duration,
             codec=str(cc.name),
             pixel_format=str(cc.format.name) if cc.format is not None else "",
-            rotation_deg=(-90 * self._k) % 360,
+            rotation_deg=self._display.rotation_deg,
             stored_width=int(sw),
             stored_height=int(sh),
+            mirrored=self._display.mirrored,
         )
         self.crop: Crop | None = None if crop is None else check_crop(crop, w, h, where)
         self.flip_horizontal = bool(flip_horizontal)
@@ -320,9 +372,7 @@ class VideoReader:
 
     def _shown(self, frame: Any, k: int) -> np.ndarray:
         """The frame as players show it, cropped and mirrored (a view)."""
-        y = frame_luma(frame)
-        if self._k:
-            y = np.rot90(y, self._k)
+        y = self._display.apply(frame_luma(frame))
         if y.shape != (self.info.height, self.info.width):
             raise MediaError(
                 f"frame {k} is {y.shape[1]}x{y.shape[0]} (WxH) but frame 0 is "
@@ -486,6 +536,7 @@ def read_video(
         "stored_width": info.stored_width,
         "stored_height": info.stored_height,
         "rotation_deg": info.rotation_deg,
+        "mirrored": info.mirrored,
         "container_fps": info.fps,
         "container_frames": info.n_frames,
     }
