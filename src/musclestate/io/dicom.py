@@ -334,7 +334,14 @@ def read_dicom(
     if pixel_spacing_mm is not None and depth_mm is not None:
         raise MediaError("give pixel_spacing_mm or depth_mm, not both", path)
     ds = _read_dataset(path)
-    regions = ultrasound_regions(ds)
+    try:
+        regions = ultrasound_regions(ds)
+    except Exception as exc:  # pydicom parses values lazily: a damaged sequence fails here
+        raise MediaError(
+            f"cannot parse the Sequence of Ultrasound Regions ({type(exc).__name__}: "
+            f"{str(exc)[:120]}); the file is probably truncated or corrupt",
+            path,
+        ) from None
     user_given = pixel_spacing_mm is not None or depth_mm is not None
     distinct = {r.spacing_mm for r in regions if r.tissue} or {r.spacing_mm for r in regions}
     several = len(distinct) > 1
