@@ -21,7 +21,6 @@ hour of decoding.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import logging
@@ -534,28 +533,27 @@ def _index_map(spec: RecordingSpec, signals: Mapping[str, Signal]) -> np.ndarray
 
 
 def _read_index_file(path: Path, column: str | None) -> np.ndarray:
-    """One sample index per frame from ``.npy``, a one-column ``.txt`` or a CSV column."""
+    """One sample index per frame from ``.npy``, a one-column ``.txt`` or a CSV column.
+
+    CSV files are read by :func:`musclestate.io.signals.read_signal_file`, with its handling of
+    preambles, units rows and decimal commas (one row per frame, so the "rate" is one row).
+    """
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
             return np.asarray(np.load(path, allow_pickle=False)).ravel()
         if suffix == ".txt":
             return np.loadtxt(path, ndmin=1)
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise SignalError(f"cannot read frame -> sample index map: {exc}", path) from None
-    if len(rows) < 2:
-        raise SignalError("frame -> sample index map has no rows below its header", path)
-    header = [h.strip() for h in rows[0]]
-    col = column or header[0]
-    if col not in header:
-        raise SignalError(f"no column {col!r}; available: {header}", path)
-    j = header.index(col)
-    try:
-        return np.array([float(r[j]) for r in rows[1:] if r])
-    except (IndexError, ValueError) as exc:
-        raise SignalError(f"column {col!r} is not numeric: {exc}", path) from None
+    from musclestate.io.signals import read_signal_file
+
+    sigs = read_signal_file(path, rate_hz=1.0, time_column=None).signals
+    names = list(sigs)
+    col = column or names[0]
+    if col not in sigs:
+        raise SignalError(f"no column {col!r}; available: {names}", path)
+    return np.asarray(sigs[col].values)
 
 
 def _frame_times(rec: Recording, spec: RecordingSpec, signals: Mapping[str, Signal]) -> np.ndarray:
