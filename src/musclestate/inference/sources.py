@@ -4,11 +4,14 @@ Every source yields :class:`Frame` records (0-based index, time stamp in seconds
 image, already cropped and flipped) one at a time, so a long video never has to fit in memory and
 the same predictor code serves files and live devices.
 
-- :class:`PyAVSource` decodes a video file or a capture device with PyAV (FFmpeg): ``v4l2`` on
-  Linux, ``avfoundation`` on macOS, ``dshow`` on Windows, ``lavfi`` for synthetic test patterns.
+- :class:`PyAVSource` reads a video file or a capture device through
+  :class:`musclestate.io.video.VideoReader`, the reader ``import`` uses (same luma, rotation,
+  crop, flip and time stamps): ``v4l2`` on Linux, ``avfoundation`` on macOS, ``dshow`` on
+  Windows, ``lavfi`` for synthetic test patterns.
 - :class:`ArraySource` serves frames already in memory (a :class:`~musclestate.records.Recording`
-  read by :func:`musclestate.io.read_recording` from an image folder or DICOM cine, or a dataset
-  recording).
+  read by :func:`musclestate.io.read_recording` from an image folder, image file or TIFF stack,
+  or DICOM cine, or a dataset recording). No frame is decoded here: :mod:`musclestate.io` owns
+  every decode.
 - :class:`ReplaySource` replays any source at its real frame rate, as a scanner would deliver it.
 - :class:`LiveFeed` puts a bounded queue between a source (read on its own thread) and the
   consumer: when the consumer falls behind, the oldest waiting frame is dropped and counted, so

@@ -447,9 +447,10 @@ def count_note(info: VideoInfo, t_s: np.ndarray, path: Path) -> str | None:
                 f"{covered:.3f} s of its {info.duration_s:.3f} s; the file is probably truncated",
                 path,
             )
+    why = " (an edit list or skipped-frame chunks)" if n < info.n_frames else ""
     return (
-        f"the container lists {info.n_frames} frames, {n} were decoded and shown (an edit list "
-        "or skipped-frame chunks); the decoded frames and their time stamps are used"
+        f"the container lists {info.n_frames} frames, {n} were decoded{why}; the decoded "
+        "frames and their time stamps are used"
     )
 
 
