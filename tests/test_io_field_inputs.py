@@ -322,3 +322,16 @@ def test_mat_matrices_that_fit_no_axis_are_named(tmp_path: Path) -> None:
     sio.savemat(tmp_path / "sq.mat", {"g": {"time": t[:3], "emg": np.eye(3)}})
     with pytest.raises(SignalError, match="square 3 x 3 matrix"):
         read_signals(tmp_path / "sq.mat", mat_group="g")
+
+
+def test_predict_plans_a_folder_of_stacks_as_one_input_each(tmp_path: Path) -> None:
+    from musclestate.inference.batch import plan_inputs
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.tif", "b.tif"):
+        write_tiff_stack(tmp_path / "in" / name, texture(3, 16, 16))
+    jobs = plan_inputs(tmp_path / "in", tmp_path / "out")
+    assert [j.name for j in jobs] == ["a", "b"]
+    single = tmp_path / "frames"
+    write_tiff16_folder(single, texture(2, 16, 16).astype(np.uint16))
+    assert len(plan_inputs(single, tmp_path / "o.csv")) == 1  # a folder of frames is one input

@@ -39,6 +39,7 @@ from musclestate.records import Recording, RecordingMeta
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "is_stack",
     "list_images",
     "read_image",
     "read_image_file",
@@ -62,6 +63,20 @@ def list_images(folder: str | Path) -> list[Path]:
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     ]
     return natsorted(files, key=lambda p: p.name, alg=ns.IGNORECASE)
+
+
+def is_stack(path: str | Path) -> bool:
+    """True for an image file of more than one page (a multi-page TIFF: one recording).
+
+    Reads the header only; an unreadable file is not a stack (its reader says what is wrong).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1) or 1) > 1
+    except Exception:  # Pillow raises many types on damaged files; reading reports them
+        return False
 
 
 def _page(im: Any, path: Path) -> np.ndarray:
