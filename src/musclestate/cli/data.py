@@ -81,7 +81,10 @@ def probe_cmd(
     ] = None,
     fps: Annotated[
         float | None,
-        typer.Option(help="Frame rate of an image folder or TIFF stack (frames/s)."),
+        typer.Option(
+            help="Frame rate of an image folder or TIFF stack (frames/s); replaces a video's "
+            "or DICOM's timing."
+        ),
     ] = None,
     mat_group: Annotated[
         str | None, typer.Option(help="Struct in a .mat file, e.g. clips.trial.push_01.")

@@ -129,7 +129,11 @@ def roi_show(
     max_frames: Annotated[int | None, typer.Option(help="Frames of a video to draw.")] = None,
     every: Annotated[int, typer.Option(help="Segment every k-th frame.")] = 1,
     fps: Annotated[
-        float | None, typer.Option(help="Frame rate of an image folder or TIFF stack.")
+        float | None,
+        typer.Option(
+            help="Frame rate of an image folder or TIFF stack (replaces a video's or DICOM's "
+            "timing, as everywhere)."
+        ),
     ] = None,
 ) -> None:
     """Draw the aponeuroses and MG/SOL patch areas found in an image or a video."""
@@ -158,7 +162,7 @@ def roi_show(
         kw["pixel_spacing_mm"] = tuple(spacing_mm)
     elif depth_mm is not None:
         kw["depth_mm"] = depth_mm
-    if fps is not None and kind != "video":
+    if fps is not None:
         kw["fps"] = fps
     elif kind == "images":
         raise ConfigError(

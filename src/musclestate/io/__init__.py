@@ -79,9 +79,10 @@ def probe(
     (after ``crop``), frame rate and span from the frame times, where the times and the spacing
     came from, repeated frames, the corrections applied (``"corrections"``: display rotation,
     bit depth, container frame count, ultrasound regions) and the reader's own metadata.
-    ``fps`` applies to image folders, image stacks and DICOM files without timing; videos keep
-    their time stamps. A DICOM frame with regions of different spacing and no crop gives
-    ``pixel_spacing_mm: None``, the regions and the ``problem``, rather than an error.
+    ``fps`` gives image folders and image stacks their rate and replaces the timing of videos
+    and DICOM files, as it does in every command and in an import manifest. A DICOM frame with
+    regions of different spacing and no crop gives ``pixel_spacing_mm: None``, the regions and
+    the ``problem``, rather than an error.
     """
     from musclestate.io.signals import read_signal_file, signal_table
 
@@ -98,7 +99,7 @@ def probe(
     kw: dict[str, Any] = {}
     if crop is not None:
         kw["crop"] = tuple(crop)
-    if fps is not None and kind != "video":
+    if fps is not None:
         kw["fps"] = fps
     from musclestate.io.dicom import RegionChoiceError
 
