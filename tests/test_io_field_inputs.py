@@ -14,10 +14,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from typer.testing import CliRunner
 
 from field_fixtures import (
+    make_dicom,
     texture,
     write_avi_with_skips,
     write_channels_by_samples_mat,
@@ -176,6 +178,22 @@ def test_dicom_palette_with_8_bit_entries_in_16_bit_words(tmp_path: Path) -> Non
     np.testing.assert_array_equal(rec.frames, expected)  # not scaled by 65535: not black
     assert rec.meta.extra["bit_depth"] == 8
     assert rec.meta.extra["bit_depth_source"] == "data:palette"
+
+
+@pytest.mark.parametrize(("bits_stored", "expected_bits"), [(16, 12), (12, 12), (14, 14)])
+def test_dicom_16_bit_words_use_bits_stored_or_the_data(
+    tmp_path: Path, bits_stored: int, expected_bits: int
+) -> None:
+    """Bits Stored below Bits Allocated is the file's word; 16 of 16 is only the storage."""
+    px = texture(2, 16, 24).astype(np.uint16) * 16  # 0..4080: 12-bit data
+    path = make_dicom(tmp_path / "g.dcm", px, "MONOCHROME2", 16, NumberOfFrames=2, FrameTime=40.0)
+    ds = pydicom.dcmread(path)
+    ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
+    ds.save_as(path)
+    rec = read_recording(path)
+    assert rec.meta.extra["bit_depth"] == expected_bits
+    scale = 255 / (2**expected_bits - 1)
+    np.testing.assert_array_equal(rec.frames, np.rint(px * scale).astype(np.uint8))
 
 
 # ---- (5) multi-page TIFF ---------------------------------------------------------------------
