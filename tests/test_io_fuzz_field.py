@@ -201,3 +201,32 @@ def test_16_bit_stacks_scale_by_the_data(pages: int, top: int, seed: int) -> Non
     np.testing.assert_array_equal(rec.frames, expected)
     if top >= 256:
         assert rec.frames.max() >= 63  # never nearly black
+
+
+@FUZZ
+@given(
+    quarter=st.integers(-1, 2),
+    hflip=st.booleans(),
+    trim=st.integers(0, 5),
+    crop_seed=st.integers(0, 1000),
+)
+def test_rotated_and_trimmed_videos_read_as_shown(
+    quarter: int, hflip: bool, trim: int, crop_seed: int
+) -> None:
+    stored = texture(8, 16, 24, seed=crop_seed)
+    shown = np.rot90(stored, quarter, axes=(1, 2))
+    if hflip:
+        shown = shown[:, :, ::-1]
+    shown = shown[trim:]
+    rng = np.random.default_rng(crop_seed)
+    h, w = shown.shape[1:]
+    x, y = int(rng.integers(0, w - 1)), int(rng.integers(0, h - 1))
+    crop = (x, y, int(rng.integers(1, w - x + 1)), int(rng.integers(1, h - y + 1)))
+    with tempfile.TemporaryDirectory() as tmp, time_limit(TIME_LIMIT_S):
+        path = write_mp4(
+            Path(tmp) / "v.mp4", stored, 25, rotation_ccw=90 * quarter, hflip=hflip, trim_first=trim
+        )
+        rec = read_recording(path, crop=crop)
+    cx, cy, cw, ch = crop
+    np.testing.assert_array_equal(rec.frames, shown[:, cy : cy + ch, cx : cx + cw])
+    np.testing.assert_allclose(rec.t_s, np.arange(8 - trim) / 25, atol=1e-9)
