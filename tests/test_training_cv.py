@@ -311,6 +311,13 @@ def test_calibration_uses_only_the_persons_calibration_trials(run: Path, tmp_pat
             models["cnn_calibrated"]["summary"][name]["r2_mean"]
             > models["mean_predictor"]["summary"][name]["r2_mean"]
         )
+    assert "cnn_calibrated" in m["by_trial_type"]["tracking"]["models"]
+    assert "cnn_calibrated" not in m["by_trial_type"]["passive_rom"]["models"]
+    # other trial types can be the calibration trials, as a lab's protocol names them
+    again = json.loads(collect(copy, calibrate=True, calibration_tasks=["tracking"]).read_text())
+    assert again["calibrated_on"] == ["tracking"]
+    assert "cnn_calibrated" in again["by_trial_type"]["passive_rom"]["models"]
+    assert "cnn_calibrated" not in again["models"]  # the headline frames were the calibration
     with pytest.raises(DatasetError, match="no held-out participant has calibration trials"):
         no_cal = tmp_path / "nocal"
         shutil.copytree(run, no_cal)

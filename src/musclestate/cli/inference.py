@@ -61,7 +61,13 @@ def predict_cmd(
     crop: _Crop = None,
     flip: _Flip = False,
     spacing: _Spacing = None,
-    fps: Annotated[float | None, typer.Option(help="Frame rate of an image folder.")] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Frame rate of an image folder or TIFF stack; for a video or DICOM it "
+            "replaces the file's timing, as fps in an import manifest does."
+        ),
+    ] = None,
     backend: _Backend = None,
     batch_size: Annotated[int, typer.Option(help="Frames per estimator call.")] = 32,
     roi_every: _RoiEvery = None,

@@ -118,7 +118,13 @@ def roi_show(
     frame: Annotated[int, typer.Option(help="Frame drawn for a PNG of a video.")] = 0,
     max_frames: Annotated[int | None, typer.Option(help="Frames of a video to draw.")] = None,
     every: Annotated[int, typer.Option(help="Segment every k-th frame.")] = 1,
-    fps: Annotated[float, typer.Option(help="Frame rate of an image folder.")] = 25.0,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Frame rate of an image folder or TIFF stack (replaces a video's or DICOM's "
+            "timing, as everywhere)."
+        ),
+    ] = None,
 ) -> None:
     """Draw the aponeuroses and MG/SOL patch areas found in an image or a video."""
     from musclestate.roi.pipeline import dumps

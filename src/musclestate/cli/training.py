@@ -171,6 +171,14 @@ def cv_cmd(
             "(rest, passive range of motion, MVC).",
         ),
     ] = False,
+    calibration_tasks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--calibration-task",
+            help="Trial type (recording task) that counts as a calibration trial (repeatable; "
+            "default rest, passive_rom, mvc).",
+        ),
+    ] = None,
     config: _Config = None,
     resume: _Resume = False,
     **train_options: Any,
@@ -184,7 +192,8 @@ def cv_cmd(
     if str(dataset_path) == "collect" and not dataset_path.is_dir():
         if collect_run is None:
             raise ConfigError("usage: musclestate cv collect RUN")
-        path = collect(collect_run, calibrate=calibrate or None)
+        path = collect(collect_run, calibrate=calibrate or None,
+                       calibration_tasks=calibration_tasks or None)  # fmt: skip
         _print_cv_summary(con, json.loads(path.read_text(encoding="utf-8")), path)
         return
     if collect_run is not None:
@@ -195,7 +204,9 @@ def cv_cmd(
     _quiet_lightning()
     with progress_bar(disable=not rank_zero()) as progress:
         path = run_cv(dataset_path, out, cfg, folds=folds, fold=fold, seeds=seeds,
-                      calibrate=calibrate, resume=resume, progress=progress)  # fmt: skip
+                      calibrate=calibrate, resume=resume, progress=progress,
+                      **({"calibration_tasks": calibration_tasks} if calibration_tasks else {}),
+                      )  # fmt: skip
     if not rank_zero():
         return
     if fold is not None:

@@ -16,16 +16,6 @@ log = logging.getLogger(__name__)
 DEFAULT_DEPTH_MM = 50.0
 
 
-def _spacing(
-    spacing_mm: tuple[float, float] | None, depth_mm: float | None, rows: int
-) -> tuple[float, float] | None:
-    if spacing_mm is not None:
-        return (float(spacing_mm[0]), float(spacing_mm[1]))
-    if depth_mm is not None:
-        return (depth_mm / rows, depth_mm / rows)
-    return None
-
-
 def show_roi(
     source: str | Path,
     out: str | Path,
@@ -37,12 +27,13 @@ def show_roi(
     frame: int = 0,
     max_frames: int | None = None,
     every: int = 1,
-    fps: float = 25.0,
+    fps: float | None = None,
 ) -> dict[str, Any]:
     """Draw the aponeuroses and the MG/SOL patch areas found in an image or a video.
 
     Args:
-        source: an image file, a video, a DICOM file or an image folder.
+        source: an image file (or TIFF stack), a video, a DICOM file or an image folder, read
+            by :mod:`musclestate.io` exactly as ``import`` and ``predict`` read it.
         out: the overlay to write: ``.png`` (one frame, with the probability map) or ``.mp4``.
         model: segmenter weights (``.safetensors``); ``None`` = shipped.
         spacing_mm: pixel spacing ``(row_mm, col_mm)``; else ``depth_mm``, else what the file
@@ -52,15 +43,18 @@ def show_roi(
         frame: the frame drawn into a PNG of a video.
         max_frames: frames of a video to draw into an ``.mp4``.
         every: segment every k-th frame.
-        fps: frame rate of an image folder (frames/s).
+        fps: frame rate of an image folder or TIFF stack (frames/s); for a video or DICOM it
+            replaces the file's timing, as everywhere.
 
     Returns:
         The ROI step's summary (frames, found, interpolated, mean measures, issues) plus
         ``issues_first_frame`` and ``out``.
 
     Raises:
-        ConfigError: ``out`` is neither ``.png`` nor ``.mp4``, or ``frame`` is past the end.
+        ConfigError: ``out`` is neither ``.png`` nor ``.mp4``, an image folder without ``fps``,
+            or ``frame`` is past the end.
     """
+    from musclestate.io import media_kind, read_recording
     from musclestate.roi.pipeline import (
         ROIConfig,
         overlay,
@@ -70,27 +64,25 @@ def show_roi(
         write_rgb_video,
     )
     from musclestate.roi.segment import load_segmenter
-    from musclestate.roi.train import IMAGE_SUFFIXES, read_grey
 
     source, out = Path(source), Path(out)
     if out.suffix.lower() not in (".png", ".mp4"):
         raise ConfigError(f"--out must end in .png or .mp4, got {out}")
-    t_s = None
-    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
-        frames = read_grey(source)[None]
-        if crop is not None:
-            x, y, w, h = crop
-            frames = frames[:, y : y + h, x : x + w]
-        spacing = _spacing(spacing_mm, depth_mm, frames.shape[1])
-    else:
-        from musclestate.io import read_recording
-
-        kw: dict = {"crop": crop} if crop is not None else {}
-        if source.is_dir():
-            kw["fps"] = fps
-        rec = read_recording(source, **kw)
-        frames, t_s = rec.frames, rec.t_s
-        spacing = _spacing(spacing_mm, depth_mm, frames.shape[1]) or rec.pixel_spacing_mm
+    # Every medium is read by musclestate.io, as import and predict read it.
+    kind = media_kind(source)
+    kw: dict = {"crop": crop} if crop is not None else {}
+    if spacing_mm is not None:
+        kw["pixel_spacing_mm"] = tuple(spacing_mm)
+    elif depth_mm is not None:
+        kw["depth_mm"] = depth_mm
+    if fps is not None:
+        kw["fps"] = fps
+    elif kind == "images":
+        raise ConfigError(
+            f"{source} is an image folder: give its frame rate (--fps) so frames get times"
+        )
+    rec = read_recording(source, **kw)
+    frames, t_s, spacing = rec.frames, rec.t_s, rec.pixel_spacing_mm
     if spacing is None:
         spacing = (DEFAULT_DEPTH_MM / frames.shape[1],) * 2
         log.warning(

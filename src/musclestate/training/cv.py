@@ -299,6 +299,7 @@ def run_cv(
     fold: int | None = None,
     seeds: int = 1,
     calibrate: bool = False,
+    calibration_tasks: Sequence[str] = CALIBRATION_TASKS,
     resume: bool = False,
     progress: ProgressFn | None = None,
 ) -> Path:
@@ -319,6 +320,8 @@ def run_cv(
         calibrate: also report each held-out person's estimates corrected by a profile fitted
             on that person's own calibration trials (``cnn_calibrated``,
             ``feature_baseline_calibrated``; see :mod:`musclestate.calibration`).
+        calibration_tasks: the trial types (recording ``task``) that count as calibration
+            trials (default rest, passive range of motion and MVC).
         resume: keep finished folds and continue an interrupted fold from its last checkpoint.
         progress: receives :class:`~musclestate.progress.ProgressEvent`: stage ``"load"``
             per recording read, then ``"train"`` per epoch with ``part`` = the fold (seed s,
@@ -338,15 +341,17 @@ def run_cv(
     cohort = load_cohort(dataset_path, config, progress=progress)
     if seeds == 1:
         return _run_cv_loaded(cohort, dataset_path, run, config, folds, fold, resume, progress,
-                              split_seed=config.seed, calibrate=calibrate)  # fmt: skip
+                              split_seed=config.seed, calibrate=calibrate,
+                              calibration_tasks=calibration_tasks)  # fmt: skip
     for s in range(seeds):
         _run_cv_loaded(cohort, dataset_path, run / f"seed_{s:02d}",
                        config.replace(seed=config.seed + s), folds, fold, resume, progress,
                        split_seed=config.seed, calibrate=calibrate,
+                       calibration_tasks=calibration_tasks,
                        seed_index=s, n_seeds=seeds)  # fmt: skip
     if fold is not None or not _is_global_zero():
         return run
-    return collect(run, calibrate=calibrate)
+    return collect(run, calibrate=calibrate, calibration_tasks=calibration_tasks)
 
 
 def _run_cv_loaded(
@@ -361,6 +366,7 @@ def _run_cv_loaded(
     *,
     split_seed: int,
     calibrate: bool = False,
+    calibration_tasks: Sequence[str] = CALIBRATION_TASKS,
     seed_index: int = 0,
     n_seeds: int = 1,
 ) -> Path:
@@ -370,7 +376,8 @@ def _run_cv_loaded(
     if fold is not None and not 0 <= fold < folds:
         raise ConfigError(f"--fold {fold} is out of range for {folds} folds (0..{folds - 1})")
     run_cfg = _run_config(dataset_path, config, folds, cohort, split_seed) | {
-        "calibrate": calibrate
+        "calibrate": calibrate,
+        "calibration_tasks": list(calibration_tasks),
     }
     cfg_path = run / "config.json"
     if cfg_path.exists():
@@ -400,7 +407,7 @@ def _run_cv_loaded(
         return _fold_dir(run, fold)
     if not _is_global_zero():
         return run / "metrics.json"
-    return collect(run, calibrate=calibrate)
+    return collect(run, calibrate=calibrate, calibration_tasks=calibration_tasks)
 
 
 #: Settings of how a run executes, not of what it computes: a fold job may use other ones.
@@ -426,7 +433,12 @@ def seed_runs(run: str | Path) -> list[Path]:
     return sorted(p.parent for p in Path(run).glob("seed_*/config.json"))
 
 
-def collect_seeds(run: str | Path, *, calibrate: bool | None = None) -> Path:
+def collect_seeds(
+    run: str | Path,
+    *,
+    calibrate: bool | None = None,
+    calibration_tasks: Sequence[str] | None = None,
+) -> Path:
     """Collect every seed of a ``--seeds`` run and write ``RUN/seeds.json``: the spread over seeds.
 
     seeds.json::
@@ -447,7 +459,12 @@ def collect_seeds(run: str | Path, *, calibrate: bool | None = None) -> Path:
     if not runs:
         raise DatasetError("holds no seed_SS runs (is this a `musclestate cv --seeds N` run?)", run)
     metrics = [
-        json.loads(collect(r, calibrate=calibrate).read_text(encoding="utf-8")) for r in runs
+        json.loads(
+            collect(r, calibrate=calibrate, calibration_tasks=calibration_tasks).read_text(
+                encoding="utf-8"
+            )
+        )
+        for r in runs
     ]
 
     def spread(blocks: list[Mapping[str, Any]]) -> dict[str, Any]:
@@ -540,14 +557,15 @@ def _calibrated_predictions(
     names: Sequence[str],
     units: Mapping[str, str],
     models: Sequence[str],
+    tasks: Sequence[str],
 ) -> tuple[dict[str, dict[str, ParticipantPredictions]], dict[str, Any]]:
     """Per model: each held-out person's predictions corrected by a profile fitted on that
-    person's calibration frames only (:data:`CALIBRATION_TASKS`); and the profiles' contents.
+    person's calibration frames only (trial types ``tasks``); and the profiles' contents.
 
     The target scale of the gain's shrinkage is the SD of the fold's training targets (its
     estimator card), so no held-out value sets it.
     """
-    from musclestate.calibration import CALIBRATION_TASKS, fit_profile
+    from musclestate.calibration import fit_profile
 
     scales: dict[str, dict[str, float]] = {}
     for info in infos:
@@ -562,7 +580,7 @@ def _calibrated_predictions(
             continue  # a constant cannot be given a gain; its offset alone is no estimator
         key = f"{model}_calibrated"
         for pid, p in sorted(preds.items()):
-            cal = np.isin(p.tasks().astype(str), CALIBRATION_TASKS)
+            cal = np.isin(p.tasks().astype(str), list(tasks))
             if not cal.any():
                 continue
             est = p.model(model)
@@ -583,7 +601,12 @@ def _calibrated_predictions(
     return out, profiles
 
 
-def collect(run: str | Path, *, calibrate: bool | None = None) -> Path:
+def collect(
+    run: str | Path,
+    *,
+    calibrate: bool | None = None,
+    calibration_tasks: Sequence[str] | None = None,
+) -> Path:
     """Merge the folds of ``run`` into ``RUN/metrics.json`` and ``RUN/predictions/<PID>.csv``.
 
     For a ``--seeds`` run (``RUN/seed_SS`` folders), collect each seed and return
@@ -615,10 +638,11 @@ def collect(run: str | Path, *, calibrate: bool | None = None) -> Path:
     """
     run = Path(run)
     if not (run / "config.json").exists() and seed_runs(run):
-        return collect_seeds(run, calibrate=calibrate)
+        return collect_seeds(run, calibrate=calibrate, calibration_tasks=calibration_tasks)
     cfg = _read_json(run / "config.json", "run configuration (is this a `musclestate cv` run?)")
     if calibrate is None:
         calibrate = bool(cfg.get("calibrate", False))
+    cal_tasks = tuple(calibration_tasks or cfg.get("calibration_tasks") or CALIBRATION_TASKS)
     splits = _read_json(run / "splits.json", "splits")
     k = int(cfg["folds"])
     units: dict[str, str] = dict(cfg["targets"])
@@ -670,35 +694,43 @@ def collect(run: str | Path, *, calibrate: bool | None = None) -> Path:
     head_models = _model_blocks(preds, headline, names, models)
     profiles: dict[str, Any] = {}
     if calibrate:
-        calibrated, profiles = _calibrated_predictions(run, infos, preds, names, units, models)
+        calibrated, profiles = _calibrated_predictions(
+            run, infos, preds, names, units, models, cal_tasks
+        )
         cal_models = [f"{m}_calibrated" for m in models if f"{m}_calibrated" in calibrated]
         if not cal_models:
             raise DatasetError(
                 "calibration asked for, but no held-out participant has calibration trials "
-                f"(recordings whose task is one of {list(CALIBRATION_TASKS)}); import them with "
+                f"(recordings whose task is one of {list(cal_tasks)}); import them with "
                 "their task, or run without --calibrate",
                 run,
             )
-        for cm in cal_models:
-            # the corrected values ride in the `mean` of each person's predictions
-            # (calibration frames never count, even where the headline is every frame)
-            sel = {
-                pid: headline[pid] & ~np.isin(tasks[pid].astype(str), CALIBRATION_TASKS)
-                for pid in calibrated[cm]
-            }
-            head_models[cm] = _model_blocks(calibrated[cm], sel, names, ["cnn"])["cnn"]
-        if frames in by_task:
-            by_task[frames]["models"] = head_models
+        not_cal = {pid: ~np.isin(t.astype(str), list(cal_tasks)) for pid, t in tasks.items()}
+        # the same people and frames for the zero-shot and calibrated figures: those with
+        # calibration trials, their frames outside the calibration trials
+        cal_people = set(calibrated[cal_models[0]])
+        blocks = [(head_models, headline)] + [
+            (by_task[t]["models"], {pid: tasks[pid] == t for pid in tasks})
+            for t in by_task
+            if t not in cal_tasks
+        ]
+        for target_models, rows in blocks:
+            sel = {pid: rows[pid] & not_cal[pid] for pid in cal_people}
+            if not any(v.any() for v in sel.values()):
+                continue  # e.g. a headline made of calibration trials only
+            for cm in cal_models:
+                # the corrected values ride in the `mean` of each person's predictions
+                target_models[cm] = _model_blocks(calibrated[cm], sel, names, ["cnn"])["cnn"]
         if frames == "all":
             notes.append("calibrated figures leave out the calibration trials' frames")
-        missing_cal = sorted(set(preds) - set(calibrated[cal_models[0]]))
+        missing_cal = sorted(set(preds) - cal_people)
         if missing_cal:
             notes.append(f"no calibration trials, so no calibrated figures, for {missing_cal}")
     metrics = {
         "targets": {n: {"unit": u} for n, u in units.items()},
         "folds": k,
         "frames": frames,
-        "calibrated_on": list(CALIBRATION_TASKS) if calibrate else None,
+        "calibrated_on": list(cal_tasks) if calibrate else None,
         "models": head_models,
         "calibration": _calibration(preds, headline, names),
         "all_frames": {
