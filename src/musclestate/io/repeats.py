@@ -25,8 +25,8 @@ def find_repeated_frames(
     and fast parts of a clip are each judged on their own scale. ``window`` must exceed the
     longest run of repeats expected (capture rate / scanner rate).
 
-    On the 25 Drazan et al. (2019) clips, whose scanner ran at the capture rate (61 Hz by the
-    dynamometer's frame counter), this flags 1 of 4,000+ frames (see benchmarks/readers.py).
+    What it flags on the 25 Drazan et al. (2019) clips is in docs/results.md
+    (``benchmarks/readers.py`` measures it).
 
     Args:
         frames: ``(T, H, W)`` uint8.
