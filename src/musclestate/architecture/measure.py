@@ -10,8 +10,8 @@ bright line-like structure (Frangi et al. 1998, MICCAI, LNCS 1496:130).
    (often the faint deep aponeurosis) is looked for by a line search over the sum of the
    probability and a horizontal-ridge map below the superficial band.
 2. Thickness. Observers measure between the inner edges of the bright bands: along each column of
-   the central part of the image, the edge is where the grey level falls from the band's peak to
-   ``edge_fraction`` of the way down to the muscle's level; the median over columns is reported.
+   the central part of the image, the edge is the steepest grey-level change next to the band's
+   peak, towards the muscle; the median over columns is reported.
 3. Fascicle angle. In the muscle between the aponeuroses (a margin off each), at a scale where the
    muscle is ``work_thickness_px`` rows thick, a bright-ridge map (largest-magnitude negative
    Hessian eigenvalue, at each scale of ``ridge_sigmas_px``) is projected along candidate angles;
@@ -49,10 +49,11 @@ class ArchitectureConfig:
         max_angle_deg: largest fascicle angle magnitude considered.
         margin: fraction of the thickness left out next to each aponeurosis for the fascicles.
         ridge_quantile: > 0 keeps only ridge pixels above this quantile (a binary line map).
-        edge_fraction: where between band peak (0) and muscle grey level (1) the inner edge of an
-            aponeurosis lies.
+        edge_window: how far (fraction of the thickness) from a band's peak its inner edge is
+            looked for.
         min_thickness: least distance between the aponeuroses as a fraction of image height.
-        apo_max_angle_deg: largest aponeurosis angle searched for.
+        apo_max_divergence_deg: largest angle between the superficial aponeurosis and a deep one
+            that is looked for by line search.
         threshold: probability above which a pixel belongs to an aponeurosis band.
     """
 
@@ -62,17 +63,17 @@ class ArchitectureConfig:
     max_angle_deg: float = 70.0
     margin: float = 0.12
     ridge_quantile: float = 0.0
-    edge_fraction: float = 0.5
+    edge_window: float = 0.1
     min_thickness: float = 0.15
-    apo_max_angle_deg: float = 15.0
+    apo_max_divergence_deg: float = 8.0
     threshold: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ridge_sigmas_px", tuple(float(s) for s in self.ridge_sigmas_px))
         if self.work_thickness_px < 20 or not self.ridge_sigmas_px:
             raise InputError("work_thickness_px must be >= 20 and ridge_sigmas_px non-empty")
-        if not 0 <= self.margin < 0.45 or not 0 < self.edge_fraction < 1:
-            raise InputError("margin must be in [0, 0.45) and edge_fraction in (0, 1)")
+        if not 0 <= self.margin < 0.45 or not 0 < self.edge_window < 0.4:
+            raise InputError("margin must be in [0, 0.45) and edge_window in (0, 0.4)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -199,14 +200,20 @@ def _fit_line(rows: np.ndarray, cover: np.ndarray) -> Line:
 
 
 def search_line(
-    evidence: np.ndarray, row_min: float, max_angle_deg: float, step_deg: float = 0.5
+    evidence: np.ndarray,
+    row_min: float,
+    max_angle_deg: float,
+    step_deg: float = 0.5,
+    centre_angle_deg: float = 0.0,
 ) -> tuple[Line, float] | None:
     """The straight line of highest mean ``evidence`` whose centre row is below ``row_min``.
 
     Args:
         evidence: ``(H, W)`` float map (bright where an aponeurosis is likely).
         row_min: least centre row searched.
-        max_angle_deg: angles searched, ``-max .. +max``.
+        max_angle_deg: angles searched, ``centre - max .. centre + max``.
+        step_deg: angle step.
+        centre_angle_deg: the middle of the angles searched.
 
     Returns:
         ``(line, score)`` with score the mean evidence along it, or None when no line of at least
@@ -219,7 +226,7 @@ def search_line(
         return None
     best: tuple[float, float, float] | None = None
     cols = np.arange(w)[None, :]
-    for a in np.arange(-max_angle_deg, max_angle_deg + 1e-9, step_deg):
+    for a in centre_angle_deg + np.arange(-max_angle_deg, max_angle_deg + 1e-9, step_deg):
         rows = np.rint(r + np.tan(np.radians(a)) * x[None, :]).astype(np.int64)
         ok = (rows >= 0) & (rows < h)
         vals = np.where(ok, evidence[np.clip(rows, 0, h - 1), cols], 0.0)
@@ -234,19 +241,21 @@ def search_line(
 
 
 def inner_thickness_px(
-    image: np.ndarray, sup: Line, deep: Line, edge_fraction: float = 0.5, step: int = 4
+    image: np.ndarray, sup: Line, deep: Line, edge_window: float = 0.1, step: int = 4
 ) -> float:
     """Median distance between the inner edges of two aponeurosis bands (pixels).
 
     Along each ``step``-th column of the central 80 % of the image (grey levels smoothed over
-    2 rows x 3 columns), each band's peak is sought within a quarter of the line distance of its
-    line; the inner edge is the first row towards the muscle where the grey level has fallen
-    ``edge_fraction`` of the way from the peak to the muscle's median level.
+    2 rows x 3 columns), each band's brightest row is sought within a tenth of the line distance
+    of its line; its inner edge is the row of steepest grey-level change towards the muscle
+    within ``edge_window`` times the line distance of that peak (an edge by the largest
+    gradient, so the bright texture of the muscle cannot carry it away).
     """
     from scipy import ndimage
 
     h, w = image.shape
     img = ndimage.gaussian_filter(np.asarray(image, np.float32), (2.0, 3.0))
+    grad = np.gradient(img, axis=0)
     s_rows, d_rows = sup.rows(w), deep.rows(w)
     out = []
     for c in range(int(0.1 * w), int(0.9 * w), step):
@@ -254,23 +263,19 @@ def inner_thickness_px(
         t = d - s
         if t < 8:
             continue
-        prof = img[:, c]
-        lo, hi = int(max(0, s - 0.25 * t)), int(min(h, s + 0.25 * t))
-        lo2, hi2 = int(max(0, d - 0.25 * t)), int(min(h, d + 0.25 * t))
+        prof, g = img[:, c], grad[:, c]
+        lo, hi = int(max(0, s - 0.1 * t)), int(min(h, s + 0.1 * t))
+        lo2, hi2 = int(max(0, d - 0.1 * t)), int(min(h, d + 0.1 * t))
         if hi <= lo or hi2 <= lo2:
             continue
         sp = lo + int(np.argmax(prof[lo:hi]))
         dp = lo2 + int(np.argmax(prof[lo2:hi2]))
-        if dp - sp < 8:
+        win = max(2, int(edge_window * t))
+        if dp - sp < 2 * win:
             continue
-        level = float(np.median(prof[sp + int(0.3 * (dp - sp)) : dp - int(0.3 * (dp - sp))]))
-        s_cut = prof[sp] - edge_fraction * (prof[sp] - level)
-        d_cut = prof[dp] - edge_fraction * (prof[dp] - level)
-        below = np.flatnonzero(prof[sp:dp] <= s_cut)
-        above = np.flatnonzero(prof[sp:dp][::-1] <= d_cut)
-        if below.size == 0 or above.size == 0:
-            continue
-        out.append((dp - above[0]) - (sp + below[0]))
+        top = sp + int(np.argmin(g[sp : sp + win]))
+        bottom = dp - win + int(np.argmax(g[dp - win : dp + 1]))
+        out.append(bottom - top)
     return float(np.median(out)) if out else float("nan")
 
 
@@ -399,7 +404,10 @@ def measure_image(
         prob_small = ndimage.zoom(probability, (small.shape[0] / h, small.shape[1] / w), order=1)
         evidence = np.clip(ridge, 0.0, 1.0) + prob_small
         found = search_line(
-            evidence, (sup.row_c + config.min_thickness * h) / f, config.apo_max_angle_deg
+            evidence,
+            (sup.row_c + config.min_thickness * h) / f,
+            config.apo_max_divergence_deg,
+            centre_angle_deg=sup.angle_deg,
         )
         if found is not None:
             line = found[0]
@@ -420,7 +428,7 @@ def measure_image(
             source,
             tuple(issues),
         )
-    thickness = inner_thickness_px(image, sup, deep, config.edge_fraction)
+    thickness = inner_thickness_px(image, sup, deep, config.edge_window)
     angle, score = fascicle_orientation_deg(image, sup, deep, config)
     return ImageArchitecture(
         found=True,
