@@ -37,6 +37,8 @@ _API: dict[str, str] = {
     "load_segmenter": "musclestate.roi.segment",
     "apply_roi": "musclestate.roi.pipeline",
     "ROIConfig": "musclestate.roi.pipeline",
+    "evaluate_architecture": "musclestate.architecture.evaluate",
+    "measure_image": "musclestate.architecture.measure",
     "write_report": "musclestate.report",
     "run_demo": "musclestate.demo",
     "DemoConfig": "musclestate.demo",

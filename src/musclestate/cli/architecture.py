@@ -1,0 +1,59 @@
+"""``musclestate architecture``: muscle architecture measured and checked against observers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from musclestate.cli._common import err, stage_bar
+
+architecture_app = typer.Typer(
+    help="Muscle architecture: aponeuroses, thickness, fascicle angle, pennation.",
+    no_args_is_help=True,
+)
+
+
+@architecture_app.command("evaluate")
+def architecture_evaluate(
+    root: Annotated[Path, typer.Argument(help="Folder the labels' image paths start from.")],
+    labels: Annotated[Path, typer.Argument(help="Labels CSV (one row per image and observer).")],
+    model: Annotated[
+        Path | None, typer.Option(help="Aponeurosis segmenter (.safetensors); default shipped.")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option(help="Only this dataset id (repeatable).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the full result (per image) as JSON here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fascicle angle and thickness against the mean of human observers, per dataset."""
+    import json
+
+    from musclestate._atomic import json_default, write_json_atomic
+    from musclestate.architecture.evaluate import evaluate_architecture
+
+    with stage_bar(err, "architecture", unit="images") as progress:
+        res = evaluate_architecture(
+            root,
+            labels,
+            model=model,
+            datasets=tuple(dataset) if dataset else None,
+            progress=progress,
+        )
+    if out is not None:
+        write_json_atomic(out, res)
+    summary = {"datasets": res["datasets"], "overall": res["overall"]}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=json_default))
+        return
+    for name, s in [*summary["datasets"].items(), ("overall", summary["overall"])]:
+        typer.echo(
+            f"{name}: found {s['found']}/{s['images']}, fascicle angle MAE "
+            f"{s['fascicle_angle_mae_deg']:.2f} deg (observers "
+            f"{s['observer_fascicle_angle_mae_deg']:.2f}), thickness MAE "
+            f"{s['thickness_mae_px']:.1f} px (observers {s['observer_thickness_mae_px']:.1f})"
+        )
