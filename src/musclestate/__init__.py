@@ -39,6 +39,7 @@ _API: dict[str, str] = {
     "ROIConfig": "musclestate.roi.pipeline",
     "evaluate_architecture": "musclestate.architecture.evaluate",
     "measure_image": "musclestate.architecture.measure",
+    "measure_architecture": "musclestate.architecture.frames",
     "write_report": "musclestate.report",
     "run_demo": "musclestate.demo",
     "DemoConfig": "musclestate.demo",

@@ -1,6 +1,8 @@
 """Muscle architecture a lab can publish: aponeuroses, thickness, fascicle angle, pennation.
 
 - :func:`measure_image` -> :class:`ImageArchitecture` (one image, its aponeurosis probability);
+- :func:`measure_architecture` / :func:`measure_frames` (``musclestate architecture measure``):
+  the per-frame table of a video, DICOM, image or image folder;
 - :func:`evaluate_architecture` (``musclestate architecture evaluate``): against human observers.
 
 Names load lazily so that ``import musclestate.architecture`` does not import torch.
@@ -16,6 +18,10 @@ _NAMES = {
     "ImageArchitecture": "musclestate.architecture.measure",
     "measure_image": "musclestate.architecture.measure",
     "evaluate_architecture": "musclestate.architecture.evaluate",
+    "measure_architecture": "musclestate.architecture.frames",
+    "measure_frames": "musclestate.architecture.frames",
+    "FrameSettings": "musclestate.architecture.frames",
+    "kalman_smooth": "musclestate.architecture.frames",
     "read_labels": "musclestate.architecture.evaluate",
 }
 

@@ -57,3 +57,44 @@ def architecture_evaluate(
             f"{s['observer_fascicle_angle_mae_deg']:.2f}), thickness MAE "
             f"{s['thickness_mae_px']:.1f} px (observers {s['observer_thickness_mae_px']:.1f})"
         )
+
+
+@architecture_app.command("measure")
+def architecture_measure(
+    source: Annotated[Path, typer.Argument(help="Video, DICOM, image file or image folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Table to write: .csv or .xlsx.")],
+    overlay: Annotated[
+        Path | None, typer.Option("--overlay", help="Also draw the measures: .mp4 or .png.")
+    ] = None,
+    crop: Annotated[
+        tuple[int, int, int, int] | None,
+        typer.Option("--crop", help="B-mode image inside the frame: X Y W H (0-based pixels)."),
+    ] = None,
+    spacing: Annotated[
+        tuple[float, float] | None,
+        typer.Option("--spacing", help="Pixel spacing ROW_MM COL_MM where the input does not say."),
+    ] = None,
+    fps: Annotated[float | None, typer.Option(help="Frame rate of an image folder.")] = None,
+    smooth: Annotated[
+        bool, typer.Option("--smooth", help="Kalman-smooth every series over time.")
+    ] = False,
+    model: Annotated[
+        Path | None, typer.Option(help="Aponeurosis segmenter (.safetensors); default shipped.")
+    ] = None,
+) -> None:
+    """Fascicle angle, pennation, thickness, fascicle length (MG) and SOL per frame."""
+    from musclestate.architecture.frames import measure_architecture
+
+    with stage_bar(err, "architecture", unit="frames") as progress:
+        path = measure_architecture(
+            source,
+            out,
+            model=model,
+            crop=crop,
+            pixel_spacing_mm=spacing,
+            fps=fps,
+            smooth=smooth,
+            overlay=overlay,
+            progress=progress,
+        )
+    typer.echo(f"wrote {path} (units and provenance in {path.name}.json)")
