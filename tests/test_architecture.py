@@ -22,30 +22,8 @@ from musclestate.architecture.measure import (
 from musclestate.errors import InputError
 
 
-def synthetic_muscle(
-    angle_deg: float, *, h: int = 300, w: int = 400, sup: int = 40, deep: int = 240, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Speckled muscle between two bright 8-row bands, with bright fascicle stripes at
-    ``angle_deg`` (+ = deeper to the right); returns ``(image uint8, band probability)``."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
-    img = 40 + 15 * rng.standard_normal((h, w))
-    # stripes: distance across lines at angle_deg, period 14 px
-    t = np.radians(angle_deg)
-    across = rows * np.cos(t) - cols * np.sin(t)
-    stripes = np.exp(-0.5 * ((across % 14) - 7) ** 2 / 1.5**2)
-    inside = (rows > sup + 4) & (rows < deep - 4)
-    img += 70 * stripes * inside
-    prob = np.zeros((h, w), np.float32)
-    for r in (sup, deep):
-        band = np.abs(rows - r) <= 4
-        img[band] = 220
-        prob[band] = 1.0
-    return np.clip(img, 0, 255).astype(np.uint8), prob
-
-
 @pytest.mark.parametrize("angle", [-35.0, -18.0, 14.0, 27.0])
-def test_measure_image_finds_known_angle_and_thickness(angle: float) -> None:
+def test_measure_image_finds_known_angle_and_thickness(angle: float, synthetic_muscle) -> None:
     img, prob = synthetic_muscle(angle, seed=int(abs(angle)))
     m = measure_image(img, prob)
     assert m.found and m.deep_source == "network"
@@ -56,7 +34,7 @@ def test_measure_image_finds_known_angle_and_thickness(angle: float) -> None:
     assert m.pennation_deg == pytest.approx(abs(angle), abs=1.0)
 
 
-def test_deep_band_missed_by_network_is_found_by_line_search() -> None:
+def test_deep_band_missed_by_network_is_found_by_line_search(synthetic_muscle) -> None:
     img, prob = synthetic_muscle(20.0)
     prob[200:] = 0.0  # the network "misses" the deep band
     m = measure_image(img, prob)
@@ -65,13 +43,13 @@ def test_deep_band_missed_by_network_is_found_by_line_search() -> None:
     assert any("line search" in i for i in m.issues)
 
 
-def test_no_band_means_not_found() -> None:
+def test_no_band_means_not_found(synthetic_muscle) -> None:
     img, _ = synthetic_muscle(20.0)
     m = measure_image(img, np.zeros(img.shape, np.float32))
     assert not m.found and np.isnan(m.fascicle_angle_deg) and np.isnan(m.thickness_px)
 
 
-def test_projection_score_peaks_at_line_angle_irrespective_of_length() -> None:
+def test_projection_score_peaks_at_line_angle_irrespective_of_length(synthetic_muscle) -> None:
     """Lines of 30 deg in a wide, flat region: the score must peak there, not at a flatter angle
     (where lines across the region are longer)."""
     img, _ = synthetic_muscle(30.0)
@@ -82,7 +60,7 @@ def test_projection_score_peaks_at_line_angle_irrespective_of_length() -> None:
     assert abs(angles[np.argmax(scores)] - 30.0) <= 1.0
 
 
-def test_inner_thickness_between_band_edges() -> None:
+def test_inner_thickness_between_band_edges(synthetic_muscle) -> None:
     img, _ = synthetic_muscle(20.0, sup=50, deep=200)
     t = inner_thickness_px(img, Line(50.0, 0.0), Line(200.0, 0.0))
     assert abs(t - 141) <= 3
@@ -147,7 +125,7 @@ def test_summarise_observer_floor_is_one_against_the_others() -> None:
     assert s["fascicle_angle_mae_deg"] == 2.0 and s["thickness_mae_px"] == 4.0
 
 
-def test_cli_evaluate_json_on_synthetic_labels(tmp_path: Path) -> None:
+def test_cli_evaluate_json_on_synthetic_labels(tmp_path: Path, synthetic_muscle) -> None:
     """End to end through the shipped segmenter on two synthetic screen images."""
     from PIL import Image
 

@@ -26,7 +26,7 @@ def draw_frame(
     h, w = image.shape
     rgb = Image.fromarray(np.stack([np.asarray(image, np.uint8)] * 3, axis=-1))
     d = ImageDraw.Draw(rgb)
-    width = max(1, round(max(h, w) / 300))
+    width = max(2, round(max(h, w) / 180))
     lines = []
     for row, angle, colour in (
         (measured.superficial_row_px, measured.superficial_angle_deg, SUPERFICIAL_RGB),
