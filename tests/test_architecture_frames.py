@@ -35,7 +35,7 @@ def test_frame_row_geometry_in_mm(synthetic_muscle) -> None:
 
 
 def test_fascicle_leaving_the_image_is_flagged(synthetic_muscle) -> None:
-    img, prob = synthetic_muscle(-12.0, w=300)
+    img, prob = synthetic_muscle(-14.0, w=300)
     row = frame_row(img, measure_image(img, prob), None, FrameSettings())
     assert row["mg_fascicle_length_extrapolated"] == 1.0
 

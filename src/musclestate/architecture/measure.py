@@ -59,11 +59,11 @@ class ArchitectureConfig:
 
     work_thickness_px: float = 120.0
     ridge_sigmas_px: tuple[float, ...] = (1.0,)
-    min_pennation_deg: float = 8.0
+    min_pennation_deg: float = 12.0
     max_angle_deg: float = 70.0
     margin: float = 0.12
     ridge_quantile: float = 0.0
-    edge_window: float = 0.1
+    edge_window: float = 0.15
     min_thickness: float = 0.15
     apo_max_divergence_deg: float = 8.0
     threshold: float = 0.5
