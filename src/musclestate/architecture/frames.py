@@ -3,8 +3,9 @@ measure``): the table a lab publishes.
 
 Every frame is measured on its own (:func:`musclestate.architecture.measure.measure_image`), so
 nothing drifts; an optional constant-velocity Kalman filter then smooths each series over time
-(as UltraTimTrack combines per-frame estimates with frame-to-frame change; van der Zee et al.
-2024, doi:10.1101/2024.08.23.609353), weighting each frame by its quality.
+(UltraTimTrack, TimTrack's successor, combines per-frame estimates with optical-flow motion in a
+Kalman filter; this filter uses a constant-velocity motion model instead), weighting each frame
+by its quality.
 
 Columns (physical units where the pixel spacing is known, else pixels and ``px``):
 
