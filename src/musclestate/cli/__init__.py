@@ -1,6 +1,7 @@
 """The ``musclestate`` command line: one command per API verb, parsing and delegating only.
 
-One module per pipeline stage: :mod:`.data` (import, inspect, probe, simulate), :mod:`.roi`
+One module per pipeline stage: :mod:`.data` (import, inspect, probe, simulate), :mod:`.audit`
+(the phantom's physiology audit), :mod:`.roi`
 (the ``roi`` group), :mod:`.training` (train, cv, report, demo) and :mod:`.inference` (predict,
 stream, export); they are registered on :data:`app` below, in the order ``--help`` lists them.
 Each command imports its stage lazily so that ``musclestate --help`` stays fast. Errors of the
@@ -15,7 +16,7 @@ from typing import Annotated
 import typer
 
 from musclestate import __version__
-from musclestate.cli import data, inference, roi, training
+from musclestate.cli import audit, data, inference, roi, training
 from musclestate.cli._common import print_error
 from musclestate.errors import MusclestateError
 
@@ -49,6 +50,7 @@ app.command("import")(data.import_cmd)
 app.command("inspect")(data.inspect_cmd)
 app.command("probe")(data.probe_cmd)
 app.command("simulate")(data.simulate_cmd)
+app.command("audit")(audit.audit_cmd)
 app.add_typer(roi.roi_app, name="roi")
 app.command("train")(training.train_cmd)
 app.command("cv")(training.cv_cmd)
