@@ -2,8 +2,8 @@
 
 From ankle angle, knee angle and per-muscle activation to fibre length, pennation, tendon force and
 ankle moment. MG and SOL pull on one compliant Achilles tendon: force in either muscle stretches
-it and shortens the fibres of both. Everything works on numpy arrays of any (broadcastable) shape, so a whole trial at
-1 kHz is solved at once.
+it and shortens the fibres of both. Everything works on numpy arrays of any (broadcastable)
+shape, so a whole trial at 1 kHz is solved at once.
 
 Sources:
 
@@ -195,7 +195,7 @@ def shared_equilibrium(
     *,
     iterations: int = 36,
 ) -> tuple[MuscleState, MuscleState, np.ndarray]:
-    """Solve ``F_T(strain) = F_MG + F_SOL`` on the shared Achilles tendon, by bisection on its strain.
+    """Solve ``F_T(strain) = F_MG + F_SOL`` on the shared Achilles tendon by bisection on strain.
 
     Each muscle's fibre spans its unit length minus its inextensible part and the common tendon,
     at constant "thickness" ``l_M sin(alpha) = l_opt sin(alpha_0)``; its force along the tendon
@@ -226,7 +226,7 @@ def shared_equilibrium(
     units = ((mg, l_mg, a_mg), (sol, l_sol, a_sol))
 
     def paths(strain: np.ndarray) -> list[np.ndarray]:
-        return [l - own[m.name] - length * (1.0 + strain) for m, l, _ in units]
+        return [lmt - own[m.name] - length * (1.0 + strain) for m, lmt, _ in units]
 
     def fibre_forces(strain: np.ndarray) -> list[tuple[np.ndarray, ...]]:
         out = []
@@ -239,10 +239,10 @@ def shared_equilibrium(
 
     # Upper bound: the strain at which the shorter fibre is at half its optimal length.
     hi_each = []
-    for m, l, _ in units:
+    for m, lmt, _ in units:
         h = m.l_opt_m * np.sin(m.pennation_opt_rad)
         path_min = np.sqrt(max((0.5 * m.l_opt_m) ** 2 - h**2, 1e-8))
-        hi_each.append((l - own[m.name] - path_min) / length - 1.0)
+        hi_each.append((lmt - own[m.name] - path_min) / length - 1.0)
     lo = np.full(l_mg.shape, -0.05)
     hi = np.maximum(np.minimum(*hi_each), lo + 1e-6)
     kt = achilles.k_tendon
