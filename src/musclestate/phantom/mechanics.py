@@ -201,8 +201,8 @@ def shared_equilibrium(
     at constant "thickness" ``l_M sin(alpha) = l_opt sin(alpha_0)``; its force along the tendon
     is ``Fmax (a f_L(l) + f_PE(l)) cos(alpha)`` and the tendon's ``fref f_T(1 + strain)``
     (De Groote et al. 2016 curves). The residual rises with the strain (the tendon pulls harder
-    while the fibres shorten), so bisection on the strain in [-0.05, the strain that leaves the
-    shorter fibre at half its optimal length] converges; fully vectorised (1e5 states well under
+    while the fibres shorten), so bisection on the strain in [-0.05, the strain at which the
+    shorter fibre stands across the muscle] converges; fully vectorised (1e5 states well under
     1 s).
 
     Args:
@@ -233,16 +233,13 @@ def shared_equilibrium(
         for (m, _, a), path in zip(units, paths(strain), strict=True):
             ln, cos_a = _fibre(m, path)
             active = m.fmax_n * a * active_force_length(ln) * cos_a
-            total = active + m.fmax_n * passive_force_length(ln) * cos_a
+            # The curve dips below zero under the optimal length; a fibre cannot push.
+            total = active + m.fmax_n * np.maximum(passive_force_length(ln), 0.0) * cos_a
             out.append((ln, cos_a, active, total))
         return out
 
-    # Upper bound: the strain at which the shorter fibre is at half its optimal length.
-    hi_each = []
-    for m, lmt, _ in units:
-        h = m.l_opt_m * np.sin(m.pennation_opt_rad)
-        path_min = np.sqrt(max((0.5 * m.l_opt_m) ** 2 - h**2, 1e-8))
-        hi_each.append((lmt - own[m.name] - path_min) / length - 1.0)
+    # Upper bound: the strain at which the shorter fibre stands across the muscle (no force).
+    hi_each = [(lmt - own[m.name] - 1e-4) / length - 1.0 for m, lmt, _ in units]
     lo = np.full(l_mg.shape, -0.05)
     hi = np.maximum(np.minimum(*hi_each), lo + 1e-6)
     kt = achilles.k_tendon
