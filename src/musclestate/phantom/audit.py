@@ -5,11 +5,12 @@
 way for any cohort. Values are cohort means (of per-participant values) at an ankle angle of
 0 deg, knee straight, unless the name says otherwise:
 
-- rest and MVC: the ``mvc`` trial (0 deg), rest = its frames within 0.03 of the trial's lowest MG
-  activation, MVC = its frames within 0.05 of the highest; changes are MVC minus rest within one
-  participant (same probe placement);
-- passive: the ``rom`` trial, each quantity fitted with a cubic in the ankle angle and read at
-  -15 and +30 deg (the range of Maganaris et al. 1998);
+- rest: the passive ``rom`` trial, each quantity fitted with a cubic in the ankle angle and read
+  at 0 deg (and at -15 and +30 deg for the passive cues, the range of Maganaris et al. 1998);
+- MVC: the ``mvc`` trial (0 deg), its frames within 0.05 of the highest MG activation; changes
+  are MVC minus rest within one participant, the deep aponeurosis angle within the ``mvc`` trial
+  (the angle depends on the probe placement), from its frames within 0.03 of the lowest
+  activation;
 - across people: Pearson r between each participant's MVC moment (highest moment of the ``mvc``
   trial) and the rest MG plus SOL thickness (a size index of the triceps surae);
 - within person: Pearson r of MG and SOL activation over all tracking frames of one participant,
@@ -239,25 +240,6 @@ def _participant(folder: Path, record: Mapping[str, Any]) -> dict[str, float | n
     for task in ("mvc", "passive_rom", "tracking"):
         if task not in trials:
             raise InputError(f"participant has no {task} trial; the audit needs one", folder)
-    mvc = trials["mvc"][0]
-    act = mvc["mg_activation"]
-    rest = act <= act.min() + 0.03
-    top = act >= act.max() - 0.05
-    out: dict[str, Any] = {}
-
-    def at(col: str, sel: np.ndarray) -> float:
-        return float(np.mean(mvc[col][sel]))
-
-    for col in ("mg_fascicle", "mg_pennation", "mg_thickness", "sol_thickness", "sol_pennation"):
-        out[f"{col}_rest"] = at(col, rest)
-        out[f"{col}_mvc"] = at(col, top)
-    out["mg_curvature_rest"] = at("mg_curvature", rest)
-    out["mg_curvature_mvc"] = at("mg_curvature", top)
-    apo = _apo_angle_deg(mvc["deep_apo_slope"])
-    out["deep_apo_change"] = float(apo[top].mean() - apo[rest].mean())
-    out["mvc_moment"] = float(mvc["ankle_moment"].max())
-    out["achilles_strain_mvc"] = at("achilles_strain", top)
-
     rom = trials["passive_rom"][0]
     ang = rom["ankle_angle"]
     if np.ptp(ang) < 30.0:
@@ -268,6 +250,26 @@ def _participant(folder: Path, record: Mapping[str, Any]) -> dict[str, float | n
 
     def fit(col: str, a: float) -> float:
         return float(np.polyval(np.polyfit(ang, rom[col], 3), a))
+
+    mvc = trials["mvc"][0]
+    act = mvc["mg_activation"]
+    top = act >= act.max() - 0.05
+    out: dict[str, Any] = {}
+
+    def at(col: str, sel: np.ndarray) -> float:
+        return float(np.mean(mvc[col][sel]))
+
+    for col in ("mg_fascicle", "mg_pennation", "mg_thickness", "sol_thickness", "sol_pennation"):
+        out[f"{col}_rest"] = fit(col, 0.0)
+        out[f"{col}_mvc"] = at(col, top)
+    out["mg_curvature_rest"] = fit("mg_curvature", 0.0)
+    out["mg_curvature_mvc"] = at("mg_curvature", top)
+    # The aponeurosis angle depends on the probe placement: compare within the MVC trial.
+    least = act <= act.min() + 0.03
+    apo = _apo_angle_deg(mvc["deep_apo_slope"])
+    out["deep_apo_change"] = float(apo[top].mean() - apo[least].mean())
+    out["mvc_moment"] = float(mvc["ankle_moment"].max())
+    out["achilles_strain_mvc"] = at("achilles_strain", top)
 
     out["passive_fascicle"] = (fit("mg_fascicle", -15.0), fit("mg_fascicle", 30.0))
     out["passive_pennation"] = (fit("mg_pennation", -15.0), fit("mg_pennation", 30.0))
