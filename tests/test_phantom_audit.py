@@ -91,11 +91,13 @@ def test_real_participant_values_from_the_labels(audit) -> None:
 def test_audit_catches_a_cohort_outside_the_ranges(cohort: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(cohort, bad, ignore=shutil.ignore_patterns("*.mp4", "*.npz"))
-    # Give every MVC frame a deep aponeurosis turned by 1.5 deg and fascicles bowed at 23 1/m.
-    for path in bad.glob("P*/mvc/truth.csv"):
+    # The issue-3 phantom's cues: a deep aponeurosis turned by 1.5 deg at MVC, and fascicles
+    # bowed at 6 1/m at rest and 23 1/m at MVC.
+    for path in [*bad.glob("P*/mvc/truth.csv"), *bad.glob("P*/rom/truth.csv")]:
         truth = read_truth(path)
         header = list(truth)
         act = truth["mg_activation [1]"]
+        act = (act - act.min()) / max(np.ptp(act), 1e-9)
         truth["deep_apo_slope [1]"] = np.tan(
             np.arctan(truth["deep_apo_slope [1]"]) - np.radians(1.5) * act
         )
