@@ -165,3 +165,18 @@ def test_metadata_must_be_json(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not JSON-serialisable"):
         write_dataset(tmp_path / "ds2", [bad])
     assert not (tmp_path / "ds2").exists()
+
+
+def test_content_hash_identifies_the_content_not_the_place(
+    tmp_path: Path, recs: list[Recording]
+) -> None:
+    import shutil
+
+    a = open_dataset(write_dataset(tmp_path / "a", recs))
+    again = open_dataset(write_dataset(tmp_path / "b", recs))  # written anew, another day
+    moved = open_dataset(shutil.copytree(tmp_path / "a", tmp_path / "c"))
+    assert a.content_sha256 == again.content_sha256 == moved.content_sha256
+    changed = [make_recording("P01", "a", seed=1), make_recording("P01", "b", n=7, seed=2),
+               make_recording("P02", "a", n=9, seed=4)]  # fmt: skip
+    assert open_dataset(write_dataset(tmp_path / "d", changed)).content_sha256 != a.content_sha256
+    assert all(len(r["sha256"]) == 64 for r in a.manifest["recordings"])

@@ -89,7 +89,7 @@ def test_tiny_demo_runs_every_stage_end_to_end_through_the_command_line(tmp_path
     assert saved == json.loads(json.dumps(DemoConfig.from_dict(TINY).to_dict()))
     run_cfg = json.loads((out / "run" / "config.json").read_text())
     assert run_cfg["train"] == saved["resolved"]["train"]
-    assert run_cfg["dataset"] == str((out / "dataset").resolve())
+    assert run_cfg["dataset"]["location"] == str((out / "dataset").resolve())
 
     # Cross-validation covered every participant once, for every target and model.
     metrics = json.loads((out / "run" / "metrics.json").read_text())

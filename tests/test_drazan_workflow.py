@@ -152,3 +152,5 @@ def test_bundle_and_figures(workflow) -> None:
     saved = json.loads((out / "workflow.json").read_text())
     assert saved["config"]["folds"] == 3
     assert set(saved["seconds"]) == {"import", "roi", "cv", "bundle", "figures"}
+    # these isokinetic clips alone hold no calibration trials: no calibrated figures, said so
+    assert saved["calibration"] == [] and saved["config"]["calibration_tasks"]

@@ -7,6 +7,7 @@ bundle, ONNX export and the CLI all run for real on data whose answer is known.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -71,6 +72,7 @@ def make_bundle(
     roi_model: str | None = "stub",
     members: int = 1,
     input_kind: str = "patches",
+    fused: bool = False,
 ) -> Path:
     from musclestate.models.bundle import make_card, save_bundle
     from musclestate.models.networks import build_network
@@ -79,8 +81,20 @@ def make_bundle(
 
     torch.manual_seed(0)
     c = (2 if input_kind == "patches" else 1) * (2 * context + 1)
-    net = build_network("compact_resnet", c, 2, {"widths": [8, 16]}, members=members)
+    roi = (
+        roi_attrs(ROIConfig(model=roi_model, patches=PatchConfig(16, 32)))
+        if roi_model != "none"
+        else {}
+    )
+    names = tuple(roi.get("feature_names", ())) if fused else ()
+    net = build_network("compact_resnet", c, 2, {"widths": [8, 16]}, members=members,
+                        n_features=len(names))  # fmt: skip
+    if fused:
+        with torch.no_grad():
+            net.feature_head.weight.normal_(0, 0.5)
+        net.set_feature_norm(np.full(len(names), 10.0), np.full(len(names), 5.0))
     card = make_card(
+        feature_inputs=names,
         members=members,
         network="compact_resnet",
         network_params={"widths": [8, 16]},
@@ -92,9 +106,7 @@ def make_bundle(
         mean=np.array([5.0, 20.0]),
         sd=np.array([10.0, 15.0]),
         sd_scale=np.array([1.0, 1.0]),
-        roi=roi_attrs(ROIConfig(model=roi_model, patches=PatchConfig(16, 32)))
-        if roi_model != "none"
-        else {},
+        roi=roi,
         training={"participants": ["P01"], **(training or {})},
     )
     return save_bundle(out, net.state_dict(), card)
@@ -313,6 +325,34 @@ def test_onnx_backend_gives_the_torch_estimates(
         np.testing.assert_allclose(b.mean[k], a.mean[k], atol=TOLERANCE[0], rtol=TOLERANCE[1])
 
 
+def test_a_fused_bundle_reads_the_roi_measures_offline_live_and_under_onnx(
+    tmp_path: Path, stub_segmenter: BandSegmenter
+) -> None:
+    from musclestate.models.bundle import load_bundle
+
+    fused = make_bundle(tmp_path / "fused", fused=True)
+    names = load_bundle(fused).feature_inputs
+    assert names and "mg_thickness_mm" in names
+    f = band_frames(20)
+    src = ArraySource(f, np.arange(20) / 25.0, pixel_spacing_mm=SPACING)
+    cfg = PredictorConfig(roi_every=1)
+    torch_cfg = dataclasses.replace(cfg, backend="torch")
+    a = load_predictor(fused, config=torch_cfg).run(src).estimates
+    b = load_predictor(fused, config=cfg).run(src).estimates
+    found = a.roi_found
+    assert found.all()
+    for k in a.targets:
+        np.testing.assert_allclose(b.mean[k], a.mean[k], atol=TOLERANCE[0], rtol=TOLERANCE[1])
+    # the same network without its feature path gives other estimates: the measures are read
+    plain = make_bundle(tmp_path / "plain")
+    c = load_predictor(plain, config=torch_cfg).run(src).estimates
+    assert not np.allclose(a.mean["ankle_angle"], c.mean["ankle_angle"])
+    # live, frame by frame, the measures of each frame go in with its patches
+    live = load_predictor(fused, config=dataclasses.replace(torch_cfg, live_async=False))
+    steps = [live.step(f[i], t_s=i / 25, index=i, pixel_spacing_mm=SPACING) for i in range(5)]
+    assert all(np.isfinite(s.mean["ankle_angle"]).all() for s in steps)
+
+
 def test_predict_cli_writes_table_sidecar_xlsx_plot_overlay(
     tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:
@@ -487,6 +527,68 @@ def test_predict_on_a_dataset_writes_one_table_per_recording(
         cols = read_csv(t)
         assert len(cols["frame"]) == 10 and cols["roi_found"].all()
         assert json.loads(t.with_name(t.name + ".json").read_text())["input"]["location"]
+
+
+def test_calibrate_fits_a_persons_profile_and_predict_applies_it(
+    tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
+) -> None:
+    from musclestate.calibration import load_profile
+    from musclestate.cli import app
+    from musclestate.dataset import write_dataset
+    from musclestate.errors import InputError
+    from musclestate.inference.calibrate import calibrate
+    from musclestate.records import Recording, RecordingMeta, Target
+
+    cfg = PredictorConfig(roi_every=1, backend="torch")
+    plain = load_predictor(bundle, config=cfg)
+    frames = {t: band_frames(30, seed=s) for t, s in (("rom", 1), ("track", 2))}
+    est = {
+        t: plain.predict_frames(f, pixel_spacing_mm=SPACING).estimates for t, f in frames.items()
+    }
+    # this person's true states: an offset and a gain away from what the estimator says
+    true = {
+        t: {"ankle_angle": 4.0 + 1.5 * e.mean["ankle_angle"],
+            "mg_activation": -2.0 + 0.5 * e.mean["mg_activation"]}
+        for t, e in est.items()
+    }  # fmt: skip
+    units = {"ankle_angle": "deg", "mg_activation": "%MVC"}
+    recs = [
+        Recording(frames[t], np.arange(30) / 25.0, SPACING,
+                  RecordingMeta(participant="P01", trial=t, task=task),
+                  targets={k: Target(v, units[k]) for k, v in true[t].items()})
+        for t, task in (("rom", "passive_rom"), ("track", "tracking"))
+    ]  # fmt: skip
+    ds = write_dataset(tmp_path / "ds", recs)
+    prof = calibrate(bundle, ds, "P01", tmp_path / "p01.json", config=cfg, shrinkage=0.0)
+    assert prof.trials == ("P01-rom",)  # the tracking trial takes no part
+    assert prof.corrections["ankle_angle"].gain == pytest.approx(1.5, rel=1e-3)
+    assert prof.corrections["ankle_angle"].offset == pytest.approx(4.0, abs=1e-2)
+    assert load_profile(tmp_path / "p01.json") == prof
+    # applied to the other recording, the corrected estimates are the person's true states
+    fixed = load_predictor(bundle, config=cfg, calibration=tmp_path / "p01.json")
+    got = fixed.predict_frames(frames["track"], pixel_spacing_mm=SPACING).estimates
+    np.testing.assert_allclose(got.mean["ankle_angle"], true["track"]["ankle_angle"], atol=1e-3)
+    np.testing.assert_allclose(got.sd["ankle_angle"], 1.5 * est["track"].sd["ankle_angle"],
+                               rtol=1e-4)  # fmt: skip
+    assert fixed.info["calibration"]["participant"] == "P01"
+    # the command line: calibrate, then predict with the profile
+    out = tmp_path / "cli.json"
+    r = CliRunner().invoke(app, ["calibrate", str(bundle), str(ds), "--participant", "P01",
+                                 "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "calibration profile of P01" in r.output
+    r = CliRunner().invoke(app, ["predict", str(bundle), str(ds), "--out", str(tmp_path / "o"),
+                                 "--calibration", str(out), "--backend", "torch"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    side = json.loads(next((tmp_path / "o").glob("*.json")).read_text())
+    assert side["bundle"]["calibration"]["participant"] == "P01"
+    with pytest.raises(InputError, match="no calibration recording"):
+        calibrate(bundle, write_dataset(tmp_path / "ds2", recs[1:]), "P01", tmp_path / "x.json")
+    with pytest.raises(InputError, match="no participant"):
+        calibrate(bundle, ds, "P09", tmp_path / "x.json")
+    other = make_bundle(tmp_path / "other", training={"participants": ["P02"]})
+    with pytest.raises(InputError, match="calibrate` again"):
+        load_predictor(other, config=cfg, calibration=out)
 
 
 def test_export_cli_then_predict_with_the_exported_file(

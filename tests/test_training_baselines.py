@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from musclestate.errors import DatasetError
 from musclestate.training.baselines import MeanPredictor, RidgeBaseline
 
 
@@ -22,27 +23,50 @@ def _linear(n: int, seed: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
     return x, y + rng.normal(0, noise, y.shape)
 
 
+def _people(n_people: int, per: int) -> np.ndarray:
+    return np.repeat([f"P{i:02d}" for i in range(n_people)], per)
+
+
 def test_ridge_recovers_a_linear_relation_on_unscaled_features() -> None:
-    xt, yt = _linear(400, 0, 0.01)
-    xv, yv = _linear(100, 1, 0.01)
+    x, y = _linear(500, 0, 0.01)
     xs, ys = _linear(100, 2, 0.0)
-    model = RidgeBaseline.fit(xt, yt, xv, yv, alphas=(0.001, 1.0, 1000.0))
+    model = RidgeBaseline.fit_nested(x, y, _people(5, 100), alphas=(0.001, 1.0, 1000.0))
     np.testing.assert_allclose(model.predict(xs), ys, atol=0.2)
     assert np.all(model.alphas < 1000.0)
 
 
-def test_ridge_penalty_is_chosen_on_validation() -> None:
+def test_ridge_penalty_grid_is_widened_where_the_choice_lands_on_its_edge() -> None:
     rng = np.random.default_rng(3)
-    # pure-noise features: the validation participants favour the strongest penalty
-    xt, xv = rng.normal(size=(30, 10)), rng.normal(size=(30, 10))
-    yt, yv = rng.normal(size=(30, 1)), rng.normal(size=(30, 1))
-    model = RidgeBaseline.fit(xt, yt, xv, yv, alphas=(0.01, 1e6))
-    assert model.alphas[0] == 1e6
+    # pure-noise features: held-out people favour ever stronger penalties, beyond the grid
+    x, y = rng.normal(size=(60, 10)), rng.normal(size=(60, 1))
+    model = RidgeBaseline.fit_nested(x, y, _people(6, 10), alphas=(0.01, 0.1, 1.0))
+    assert model.alphas[0] >= 10.0
+    # and a clean linear relation asks for a small penalty: widened downwards instead
+    x, y = _linear(300, 1, 0.0)
+    model = RidgeBaseline.fit_nested(x, y[:, :1], _people(3, 100), alphas=(1.0, 10.0, 100.0))
+    assert model.alphas[0] < 1.0
+
+
+def test_ridge_is_fitted_on_the_given_rows_only() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(80, 3))
+    y = np.concatenate([np.zeros(40), np.full(40, 10.0)])[:, None]
+    fit_rows = np.arange(80) < 40
+    model = RidgeBaseline.fit_nested(x, y, _people(4, 20), alphas=(1e6,), max_widen=0,
+                                     fit_rows=fit_rows)  # fmt: skip
+    # a huge penalty leaves the intercept: the mean of the rows fitted on, not of all rows
+    assert np.allclose(model.predict(x[:5]), 0.0, atol=0.05)
+
+
+def test_ridge_needs_two_participants() -> None:
+    x, y = _linear(50, 0, 0.1)
+    with pytest.raises(DatasetError, match="at least two"):
+        RidgeBaseline.fit_nested(x, y, _people(1, 50), alphas=(1.0,))
 
 
 def test_missing_features_fall_back_to_the_training_mean() -> None:
     xt, yt = _linear(200, 0, 0.01)
-    model = RidgeBaseline.fit(xt, yt, xt[:50], yt[:50], alphas=(0.1,))
+    model = RidgeBaseline.fit_nested(xt, yt, _people(4, 50), alphas=(0.1,), max_widen=0)
     x = xt[:5].copy()
     x[:, :] = np.nan
     pred = model.predict(x)

@@ -15,7 +15,7 @@ from musclestate.cli import app
 from musclestate.errors import ConfigError, DatasetError
 from musclestate.models.bundle import load_bundle
 from musclestate.training.config import TrainConfig
-from musclestate.training.cv import collect, run_cv
+from musclestate.training.cv import collect, run_cv, train_bundle
 
 UNITS = {"ankle_angle": "deg", "ankle_moment": "N m", "mg_activation": "%MVC",
          "sol_activation": "%MVC"}  # fmt: skip
@@ -43,7 +43,9 @@ def write_synthetic_dataset(path: Path, recs: list[dict]) -> Path:
                 frames=r["images"][:, 0],
                 t_s=r["t_s"],
                 pixel_spacing_mm=(0.2, 0.25),
-                meta=RecordingMeta(participant=r["participant"], trial=r["trial"]),
+                meta=RecordingMeta(
+                    participant=r["participant"], trial=r["trial"], task=r.get("task", "")
+                ),
                 targets={n: Target(v, UNITS[n]) for n, v in r["targets"].items()},
             )
             for r in recs
@@ -64,7 +66,9 @@ def write_synthetic_dataset(path: Path, recs: list[dict]) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, synthetic_recordings) -> Path:
-    recs = synthetic_recordings(participants=5, recordings=1, frames=120, size=24, seed=1)
+    recs = synthetic_recordings(participants=5, recordings=2, frames=120, size=24, seed=1)
+    for r in recs:  # one tracking trial and one passive range of motion per person
+        r["task"] = "tracking" if r["trial"] == "r0" else "passive_rom"
     return write_synthetic_dataset(tmp_path_factory.mktemp("cv") / "ds", recs)
 
 
@@ -90,7 +94,7 @@ def run(dataset: Path, tmp_path_factory) -> Path:
         assert res.exit_code == 0, res.output
         res = runner.invoke(app, ["cv", "collect", str(out)])
         assert res.exit_code == 0, res.output
-        assert "cnn" in res.output and "metrics:" in res.output
+        assert "CNN" in res.output and "metrics:" in res.output
     finally:
         torch.set_num_threads(old)
     return out
@@ -115,7 +119,16 @@ def test_metrics_have_the_agreed_shape_and_show_learning(run: Path) -> None:
         assert cnn > 0.3 and cnn > mean + 0.3, (name, cnn, mean)
         c = m["calibration"][name]
         assert 0 < c["within_1sd"] < c["within_2sd"] <= 1
-    assert m["config"]["dataset"] == str(Path(m["config"]["dataset"]).resolve())
+    ds = m["config"]["dataset"]  # by content, with where it lay as information
+    assert ds["location"] == str(Path(ds["location"]).resolve()) and len(ds["sha256"]) == 64
+    # the headline is the tracking trials; all frames and each trial type stand beside it
+    assert m["frames"] == "tracking"
+    assert set(m["all_frames"]["models"]) == set(m["models"])
+    assert set(m["by_trial_type"]) == {"tracking", "passive_rom"}
+    assert m["by_trial_type"]["tracking"]["models"] == m["models"]
+    assert m["by_trial_type"]["passive_rom"]["n_frames"] == 5 * 120
+    assert m["all_frames"]["calibration"]["ankle_angle"]["n_frames"] == 5 * 240
+    assert m["calibration"]["ankle_angle"]["n_frames"] == 5 * 120
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 8
 
 
@@ -138,14 +151,15 @@ def test_no_participant_leaks_across_a_fold(run: Path) -> None:
 def test_prediction_files(run: Path) -> None:
     with (run / "predictions" / "P03.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 120
+    assert len(rows) == 240
     cols = list(rows[0])
-    assert cols[:3] == ["recording", "frame", "t_s"]
+    assert cols[:4] == ["recording", "task", "frame", "t_s"]
+    assert {r["task"] for r in rows} == {"tracking", "passive_rom"}
     for n in UNITS:
         assert cols.index(f"{n}_sd") == cols.index(n) + 1
         assert cols.index(f"{n}_true") == cols.index(n) + 2
         assert f"{n}_mean_predictor" in cols and f"{n}_feature_baseline" in cols
-    assert [int(r["frame"]) for r in rows] == list(range(120))
+    assert [int(r["frame"]) for r in rows] == list(range(120)) * 2
     assert all(float(r["ankle_angle_sd"]) > 0 for r in rows)
 
 
@@ -158,6 +172,14 @@ def test_a_fold_reruns_identically_and_settings_are_kept(
         assert (out / "predictions" / f.name).read_text() == f.read_text()  # deterministic
     with pytest.raises(ConfigError, match="other settings"):
         run_cv(dataset, tmp_path / "again", CFG.replace(epochs=3), folds=3, fold=0)
+    # how a job executes is not what it computes: other thread settings join the same run
+    assert run_cv(dataset, tmp_path / "again", CFG.replace(num_threads=2), folds=3, fold=1,
+                  resume=True) == out  # fmt: skip
+    # the same content elsewhere is the same dataset
+    import shutil
+
+    moved = shutil.copytree(dataset, tmp_path / "moved")
+    assert run_cv(moved, tmp_path / "again", CFG, folds=3, fold=1, resume=True) == out
     with pytest.raises(ConfigError, match="out of range"):
         run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=3)
 
@@ -205,6 +227,7 @@ def test_whole_frame_input_and_temporal_context(dataset: Path, tmp_path: Path) -
     frame_cfg = CFG.replace(input="frame", image_size=(16, 16), context=1, epochs=1)
     cohort = load_cohort(dataset, frame_cfg)
     assert cohort.recordings[0].images.shape == (120, 1, 16, 16)
+    assert cohort.recordings[0].task == "tracking"
     assert cohort.has_features and cohort.feature_names == ("f_angle", "f_mg", "f_sol")
     ex = ExampleSet.from_cohort(cohort.subset(["P01", "P02"]), context=1)
     assert ex.inputs(np.arange(3)).shape == (3, 3, 16, 16)
@@ -213,3 +236,145 @@ def test_whole_frame_input_and_temporal_context(dataset: Path, tmp_path: Path) -
     assert fit.state_dict["stem.0.weight"].shape[1] == 3  # 1 channel x 3 frames
     subset = CFG.replace(targets=("ankle_angle", "mg_activation"))
     assert list(load_cohort(dataset, subset).target_units) == ["ankle_angle", "mg_activation"]
+
+
+def test_seeds_repeat_training_on_the_same_folds_and_report_the_spread(
+    dataset: Path, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "train.json"
+    cfg.write_text(json.dumps(CFG.replace(epochs=2).to_dict()))
+    out = tmp_path / "run"
+    res = CliRunner().invoke(
+        app, ["cv", str(dataset), "--folds", "2", "--seeds", "2", "--out", str(out),
+              "--config", str(cfg)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "training seeds" in res.output
+    s = json.loads((out / "seeds.json").read_text())
+    assert s["runs"] == ["seed_00", "seed_01"] and s["seeds"] == [CFG.seed, CFG.seed + 1]
+    folds = [json.loads((out / r / "splits.json").read_text())["folds"] for r in s["runs"]]
+    assert folds[0] == folds[1]  # the same people in every fold, whatever the training seed
+    per_seed = [json.loads((out / r / "metrics.json").read_text()) for r in s["runs"]]
+    for model, targets in s["models"].items():
+        for name, v in targets.items():
+            r2 = [m["models"][model]["summary"][name]["r2_mean"] for m in per_seed]
+            assert v["r2"] == pytest.approx(r2)
+            assert v["r2_mean"] == pytest.approx(np.mean(r2))
+            assert v["r2_min"] <= v["r2_mean"] <= v["r2_max"]
+    cnn = [m["models"]["cnn"]["summary"]["ankle_angle"]["r2_mean"] for m in per_seed]
+    assert cnn[0] != cnn[1]  # the seeds really trained different networks
+    assert collect(out) == out / "seeds.json"
+    with pytest.raises(ConfigError, match="at least 1"):
+        run_cv(dataset, tmp_path / "x", CFG, folds=2, seeds=0)
+
+
+def test_calibration_uses_only_the_persons_calibration_trials(run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from musclestate.calibration import fit_correction
+    from musclestate.training.predictions import read_predictions
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    m = json.loads(collect(copy, calibrate=True).read_text())
+    assert m["calibrated_on"] and "passive_rom" in m["calibrated_on"]
+    models = m["models"]
+    assert {"cnn_calibrated", "feature_baseline_calibrated"} <= set(models)
+    assert "mean_predictor_calibrated" not in models
+    assert models["cnn"] == json.loads((run / "metrics.json").read_text())["models"]["cnn"]
+    for pid in [f"P{i:02d}" for i in range(1, 6)]:
+        p = read_predictions(copy / "predictions" / f"{pid}.csv", list(UNITS))
+        cal = p.task == "passive_rom"
+        card = json.loads(
+            next((copy / "folds").glob(f"*/predictions/{pid}.csv"))
+            .parent.parent.joinpath("model", "card.json")
+            .read_text()
+        )
+        sd = {t["name"]: t["sd"] for t in card["targets"]}
+        for name in UNITS:
+            want = fit_correction(p.mean[name][cal], p.true[name][cal], sd[name])
+            got = m["calibration_profiles"]["cnn_calibrated"][pid][name]
+            assert got["offset"] == pytest.approx(want.offset)
+            assert got["gain"] == pytest.approx(want.gain)
+            assert got["n_frames"] == int(cal.sum())
+            # the calibrated figures are those of the corrected tracking frames
+            track = p.task == "tracking"
+            from musclestate.training.metrics import compute_r2
+
+            r2 = compute_r2(p.true[name][track], want.apply(p.mean[name][track]))
+            assert models["cnn_calibrated"]["per_participant"][pid][name]["r2"] == pytest.approx(r2)
+    # on this data the offset and gain that each person needs are learned from their own trials
+    for name in UNITS:
+        assert (
+            models["cnn_calibrated"]["summary"][name]["r2_mean"]
+            > models["mean_predictor"]["summary"][name]["r2_mean"]
+        )
+    assert "cnn_calibrated" in m["by_trial_type"]["tracking"]["models"]
+    assert "cnn_calibrated" not in m["by_trial_type"]["passive_rom"]["models"]
+    # other trial types can be the calibration trials, as a lab's protocol names them
+    again = json.loads(collect(copy, calibrate=True, calibration_tasks=["tracking"]).read_text())
+    assert again["calibrated_on"] == ["tracking"]
+    assert "cnn_calibrated" in again["by_trial_type"]["passive_rom"]["models"]
+    assert "cnn_calibrated" not in again["models"]  # the headline frames were the calibration
+    with pytest.raises(DatasetError, match="no held-out participant has calibration trials"):
+        no_cal = tmp_path / "nocal"
+        shutil.copytree(run, no_cal)
+        for f in no_cal.glob("folds/*/predictions/*.csv"):
+            f.write_text(f.read_text().replace("passive_rom", "tracking"))
+        collect(no_cal, calibrate=True)
+
+
+def test_a_fused_estimator_reads_the_measures_and_ships_as_one_model(
+    dataset: Path, tmp_path: Path
+) -> None:
+    from musclestate.dataset import open_dataset
+    from musclestate.errors import InputError
+    from musclestate.inference.export import OnnxEstimator, export_onnx
+
+    cfg = CFG.replace(fuse_features=True, epochs=4)
+    out = train_bundle(dataset, tmp_path / "fused", cfg)
+    b = load_bundle(out)
+    assert b.feature_inputs == ("f_angle", "f_mg", "f_sol")
+    ds = open_dataset(dataset)
+    rid = ds.recordings[0].id
+    roi = ds.derived("roi")
+    patches, feats = roi.get(rid, "patches"), roi.get(rid, "features")
+    pred = b.predict(patches, features=feats)
+    truth = ds.targets(rid)["mg_activation"]
+    assert np.corrcoef(pred["mg_activation"][0], truth)[0, 1] > 0.8
+    # the measures change the estimate; an unmeasured value stands at the training mean
+    other = b.predict(patches, features=feats + 50.0)
+    assert not np.allclose(other["mg_activation"][0], pred["mg_activation"][0])
+    gap = feats.copy()
+    gap[:, 1] = np.nan
+    assert np.isfinite(b.predict(patches, features=gap)["mg_activation"][0]).all()
+    with pytest.raises(InputError, match="also reads the architecture measures"):
+        b.predict(patches)
+    with pytest.raises(InputError, match=r"features must be"):
+        b.predict(patches, features=feats[:, :2])
+    res = export_onnx(out, tmp_path / "fused.onnx")
+    assert res.max_abs_diff <= res.tolerance
+    onnx_pred = OnnxEstimator(b, tmp_path / "fused.onnx").predict(patches, features=gap)
+    np.testing.assert_allclose(
+        onnx_pred["mg_activation"][0],
+        b.predict(patches, features=gap)["mg_activation"][0],
+        atol=1e-3,
+        rtol=1e-3,
+    )
+
+
+def test_cv_of_a_fused_estimator_reports_the_image_only_network_of_the_same_folds(
+    dataset: Path, tmp_path: Path
+) -> None:
+    cfg = CFG.replace(fuse_features=True, epochs=3)
+    m = json.loads(run_cv(dataset, tmp_path / "run", cfg, folds=2, calibrate=True).read_text())
+    assert {"cnn", "cnn_image_only", "feature_baseline", "mean_predictor"} <= set(m["models"])
+    assert {"cnn_calibrated", "cnn_image_only_calibrated"} <= set(m["models"])
+    for info in m["folds_info"]:
+        fdir = tmp_path / "run" / "folds" / f"fold_{info['index']:02d}"
+        card = json.loads((fdir / "model" / "card.json").read_text())
+        assert card["input"]["features"] == ["f_angle", "f_mg", "f_sol"]
+        assert (fdir / "work_image_only").is_dir()
+    for model in ("cnn", "cnn_image_only"):
+        s = m["models"][model]["summary"]["ankle_angle"]
+        assert s["r2_mean"] > m["models"]["mean_predictor"]["summary"]["ankle_angle"]["r2_mean"]

@@ -101,6 +101,9 @@ class WorkflowConfig:
         }
     )
     overlay_frames: int = 3
+    # the per-person calibration of musclestate (``cv --calibrate``): each held-out group's
+    # passive and isometric clips fit its offset and gain; its isokinetic clips are estimated
+    calibration_tasks: tuple[str, ...] = ("passive_ROM", "isometric_max")
     overlay_clips: tuple[str, ...] = (
         "isokinetic030_01_push_01",
         "isometric_max_01_push_02",
@@ -123,6 +126,7 @@ class WorkflowConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["overlay_clips"] = list(self.overlay_clips)
+        d["calibration_tasks"] = list(self.calibration_tasks)
         return d
 
 
@@ -313,6 +317,61 @@ def summary_rows(metrics: dict) -> list[tuple[str, str, float, float, float, flo
     return rows
 
 
+def has_calibration_trials(dataset: Path, tasks: Sequence[str]) -> bool:
+    """Whether every group holds clips of every calibration trial type."""
+    from musclestate.dataset import open_dataset
+
+    ds = open_dataset(dataset)
+    have: dict[str, set[str]] = {}
+    for r in ds.recordings:
+        have.setdefault(r.participant, set()).add(str(r.meta.get("task", "")))
+    return all(set(tasks) <= kinds for kinds in have.values())
+
+
+def calibration_rows(metrics: dict) -> list[dict[str, Any]]:
+    """Per isokinetic trial type and target: zero-shot and calibrated R^2 and RMSE (mean over
+    held-out groups), from metrics.json's ``by_trial_type``; empty without calibration."""
+    rows = []
+    for task, block in sorted(metrics.get("by_trial_type", {}).items()):
+        models = block["models"]
+        if "cnn_calibrated" not in models:
+            continue
+        for target in metrics["targets"]:
+            row: dict[str, Any] = {"trials": task, "target": target, "frames": block["n_frames"]}
+            for model in ("cnn", "cnn_calibrated", "feature_baseline",
+                          "feature_baseline_calibrated"):  # fmt: skip
+                if model in models:
+                    s = models[model]["summary"][target]
+                    row[model] = {"r2_mean": s["r2_mean"], "rmse_mean": s["rmse_mean"]}
+            rows.append(row)
+    return rows
+
+
+def calibration_table(rows: list[dict[str, Any]]) -> Any:
+    """The rows of :func:`calibration_rows` as a rich table."""
+    from rich.table import Table
+
+    def fmt(v: dict | None) -> str:
+        if not v or v["r2_mean"] is None:
+            return "-"
+        return f"{v['r2_mean']:.2f} / {v['rmse_mean']:.1f}"
+
+    t = Table(title="held-out groups, R^2 / RMSE: zero-shot and calibrated on the group's "
+              "passive and isometric clips", title_justify="left")  # fmt: skip
+    for col in ("trials", "target", "CNN", "CNN calibrated", "ridge", "ridge calibrated"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            r["trials"],
+            r["target"],
+            fmt(r.get("cnn")),
+            fmt(r.get("cnn_calibrated")),
+            fmt(r.get("feature_baseline")),
+            fmt(r.get("feature_baseline_calibrated")),
+        )
+    return t
+
+
 # ---- command line ----------------------------------------------------------------------------
 
 
@@ -417,9 +476,23 @@ def run_workflow(
                     tasks[description] = b.add_task(description, total=total, rate="")
                 b.update(tasks[description], completed=done, total=total)
 
+            calibrate = has_calibration_trials(dataset, config.calibration_tasks)
+            if not calibrate:
+                con.print(
+                    f"[yellow]no group has all of {list(config.calibration_tasks)}: "
+                    "calibrated figures skipped"
+                )
             timed(
                 "cv",
-                lambda: run_cv(dataset, out / "cv", train_cfg, folds=config.folds, progress=epoch),
+                lambda: run_cv(
+                    dataset,
+                    out / "cv",
+                    train_cfg,
+                    folds=config.folds,
+                    calibrate=calibrate,
+                    calibration_tasks=config.calibration_tasks,
+                    progress=epoch,
+                ),
             )
         annotate_metrics(out / "cv")
     if "bundle" in stages:
@@ -456,6 +529,9 @@ def run_workflow(
             )
             for r in summary_rows(m)
         ]
+        summary["calibration"] = calibration_rows(m)
+        if summary["calibration"]:
+            con.print(calibration_table(summary["calibration"]))
     write_text_atomic(out / "workflow.json", json.dumps(summary, indent=2))
     return summary
 

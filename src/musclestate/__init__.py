@@ -28,6 +28,8 @@ _API: dict[str, str] = {
     "write_dataset": "musclestate.dataset",
     "open_dataset": "musclestate.dataset",
     "load_predictor": "musclestate.inference",
+    "calibrate": "musclestate.inference.calibrate",
+    "load_profile": "musclestate.calibration",
     "simulate_cohort": "musclestate.phantom",
     "sample_labelled_frames": "musclestate.phantom",
     "audit_cohort": "musclestate.phantom",

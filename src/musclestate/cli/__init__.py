@@ -58,6 +58,7 @@ app.command("report")(training.report_cmd)
 app.command("demo")(training.demo_cmd)
 app.command("predict")(inference.predict_cmd)
 app.command("stream")(inference.stream_cmd)
+app.command("calibrate")(inference.calibrate_cmd)
 app.command("export")(inference.export_cmd)
 
 

@@ -13,7 +13,10 @@ err = Console(stderr=True)
 
 def print_error(message: object) -> None:
     """Print one ``error:`` line on stderr, no traceback."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    # Messages quote TOML and paths ("crop = [x, y, w, h]"): print them as text, not markup.
+    err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False)
 
 
 def progress_columns(label: str, *, percent: bool = False, detail: bool = True) -> tuple:

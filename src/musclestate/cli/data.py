@@ -80,7 +80,11 @@ def probe_cmd(
         typer.Option("--crop", help="B-mode area X Y W H (0-based pixels)."),
     ] = None,
     fps: Annotated[
-        float | None, typer.Option(help="Frame rate of an image folder (frames/s).")
+        float | None,
+        typer.Option(
+            help="Frame rate of an image folder or TIFF stack (frames/s); replaces a video's "
+            "or DICOM's timing."
+        ),
     ] = None,
     mat_group: Annotated[
         str | None, typer.Option(help="Struct in a .mat file, e.g. clips.trial.push_01.")
@@ -89,6 +93,8 @@ def probe_cmd(
 ) -> None:
     """Show what a media or signal file holds, as the importer will read it."""
     import json
+
+    from rich.markup import escape
 
     from musclestate.io import probe
 
@@ -106,18 +112,30 @@ def probe_cmd(
         for row in info["channels"]:
             t.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()))
         con.print(t)
+        for key, value in info["notes"].items():
+            con.print(f"{key}: {value}", highlight=False, markup=False)
         return
     h, w = info["frame_shape"]
+    if "problem" in info:
+        con.print(
+            f"{path} ({info['kind']}): {info['frames']} frames of {w}x{h} px (WxH)\n"
+            f"{info['problem']}",
+            highlight=False,
+            markup=False,
+        )
+        return
     sp = info["pixel_spacing_mm"]
     spacing = f"{sp[0]:.4g} x {sp[1]:.4g} mm/px ({info['spacing_source']})" if sp else "unknown"
     con.print(
-        f"[bold]{path}[/] ({info['kind']}): {info['frames']} frames of {w}x{h} px (WxH), "
-        f"{info['fps']:.3g} frames/s over {info['duration_s']:.3f} s ({info['time_source']})\n"
-        f"pixel spacing: {spacing}"
+        f"[bold]{escape(str(path))}[/] ({info['kind']}): {info['frames']} frames of {w}x{h} px "
+        f"(WxH), {info['fps']:.3g} frames/s over {info['duration_s']:.3f} s "
+        f"({info['time_source']})\npixel spacing: {escape(spacing)}"
         + ("" if info["repeated_frames"] is None else f"; repeated: {info['repeated_frames']}"),
         highlight=False,
         soft_wrap=True,
     )
+    for key, value in info["corrections"].items():
+        con.print(f"{key}: {value}", highlight=False, markup=False)
 
 
 def simulate_cmd(

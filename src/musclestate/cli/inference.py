@@ -37,6 +37,12 @@ _Segmenter = Annotated[
     Path | None,
     typer.Option("--segmenter", help="Segmenter weights instead of the bundle's (.safetensors)."),
 ]
+_Calibration = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration", help="The person's calibration profile (`musclestate calibrate`)."
+    ),
+]
 
 
 def _predictor_config(
@@ -64,13 +70,20 @@ def predict_cmd(
     crop: _Crop = None,
     flip: _Flip = False,
     spacing: _Spacing = None,
-    fps: Annotated[float | None, typer.Option(help="Frame rate of an image folder.")] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Frame rate of an image folder or TIFF stack; for a video or DICOM it "
+            "replaces the file's timing, as fps in an import manifest does."
+        ),
+    ] = None,
     backend: _Backend = None,
     batch_size: Annotated[int, typer.Option(help="Frames per estimator call.")] = 32,
     roi_every: _RoiEvery = None,
     threads: _Threads = None,
     segmenter: _Segmenter = None,
     onnx: _Onnx = None,
+    calibration: _Calibration = None,
     hash_input: Annotated[
         bool, typer.Option(help="Record the input's SHA-256 in the sidecar.")
     ] = True,
@@ -82,7 +95,9 @@ def predict_cmd(
     from musclestate.inference.batch import SourceOptions, count_frames, plan_inputs, predict_job
 
     cfg = _predictor_config(backend, batch_size, roi_every, threads)
-    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
+    predictor = load_predictor(
+        model, config=cfg, segmenter=segmenter, onnx=onnx, calibration=calibration
+    )
     opts = SourceOptions(crop=crop, flip_horizontal=flip, pixel_spacing_mm=spacing, fps=fps)
     jobs = plan_inputs(input, out, xlsx=xlsx, plot=plot, overlay=overlay)
     con = Console(stderr=True)
@@ -138,6 +153,7 @@ def stream_cmd(
     threads: _Threads = None,
     segmenter: _Segmenter = None,
     onnx: _Onnx = None,
+    calibration: _Calibration = None,
     queue: Annotated[int, typer.Option(help="Frames allowed to wait; more are dropped.")] = 2,
     stall_timeout: Annotated[
         float, typer.Option(help="Stop when the source is silent this many seconds.")
@@ -171,7 +187,9 @@ def stream_cmd(
             raise ConfigError(f"--device-option expects KEY=VALUE, got {item!r}")
         options[key] = value
     cfg = _predictor_config(backend, 1, roi_every, threads)
-    predictor = load_predictor(model, config=cfg, segmenter=segmenter, onnx=onnx)
+    predictor = load_predictor(
+        model, config=cfg, segmenter=segmenter, onnx=onnx, calibration=calibration
+    )
     scfg = StreamConfig(
         queue_size=queue,
         stall_timeout_s=stall_timeout,
@@ -223,6 +241,41 @@ def stream_cmd(
         if np.isnan(doc["report"]["source_fps"]):
             doc["report"]["source_fps"] = None
         write_text_atomic(sidecar_path(out), json.dumps(doc, indent=2, default=str))
+
+
+def calibrate_cmd(
+    model: Annotated[
+        Path, typer.Argument(help="Estimator bundle folder (card.json, model.safetensors).")
+    ],
+    dataset: Annotated[
+        Path, typer.Argument(help="Dataset holding the person's calibration recordings.")
+    ],
+    participant: Annotated[str, typer.Option("--participant", help="The person's id.")],
+    out: Annotated[Path, typer.Option("--out", help="Profile to write (JSON).")],
+    trial: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trial",
+            help="Calibration trial (repeatable); default: the person's rest, passive range "
+            "of motion and MVC recordings.",
+        ),
+    ] = None,
+    segmenter: _Segmenter = None,
+    threads: _Threads = None,
+) -> None:
+    """Fit a person's calibration profile (offset and gain per target) from their own
+    calibration trials; use it with `predict --calibration` and `stream --calibration`."""
+    from musclestate.inference import PredictorConfig
+    from musclestate.inference.calibrate import calibrate
+
+    cfg = PredictorConfig(roi_every=1, **({"threads": threads} if threads else {}))
+    prof = calibrate(model, dataset, participant, out, trials=tuple(trial or ()), config=cfg,
+                     segmenter=segmenter)  # fmt: skip
+    con = Console(soft_wrap=True)
+    for k, c in prof.corrections.items():
+        con.print(f"{k}: {c.offset:+.3g} {prof.units.get(k, '')} + {c.gain:.3f} x estimate "
+                  f"({c.n_frames} frames)")  # fmt: skip
+    con.print(f"calibration profile of {participant}: {out}")
 
 
 def export_cmd(

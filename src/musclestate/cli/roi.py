@@ -53,16 +53,6 @@ def _roi_progress(description: str) -> object:
     return Progress(*progress_columns(description, detail=False), console=err)
 
 
-def _roi_spacing(
-    spacing_mm: tuple[float, float] | None, depth_mm: float | None, rows: int
-) -> tuple[float, float] | None:
-    if spacing_mm is not None:
-        return (float(spacing_mm[0]), float(spacing_mm[1]))
-    if depth_mm is not None:
-        return (depth_mm / rows, depth_mm / rows)
-    return None
-
-
 _RoiModel = Annotated[
     Path | None, typer.Option("--model", help="Segmenter .safetensors [default: shipped].")
 ]
@@ -138,7 +128,13 @@ def roi_show(
     frame: Annotated[int, typer.Option(help="Frame drawn for a PNG of a video.")] = 0,
     max_frames: Annotated[int | None, typer.Option(help="Frames of a video to draw.")] = None,
     every: Annotated[int, typer.Option(help="Segment every k-th frame.")] = 1,
-    fps: Annotated[float, typer.Option(help="Frame rate of an image folder.")] = 25.0,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            help="Frame rate of an image folder or TIFF stack (replaces a video's or DICOM's "
+            "timing, as everywhere)."
+        ),
+    ] = None,
 ) -> None:
     """Draw the aponeuroses and MG/SOL patch areas found in an image or a video."""
     import numpy as np
@@ -154,26 +150,26 @@ def roi_show(
         write_rgb_video,
     )
     from musclestate.roi.segment import load_segmenter
-    from musclestate.roi.train import IMAGE_SUFFIXES, read_grey
 
     if out.suffix.lower() not in (".png", ".mp4"):
         raise ConfigError(f"--out must end in .png or .mp4, got {out}")
-    t_s = None
-    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
-        frames = read_grey(source)[None]
-        if crop is not None:
-            x, y, w, h = crop
-            frames = frames[:, y : y + h, x : x + w]
-        spacing = _roi_spacing(spacing_mm, depth_mm, frames.shape[1])
-    else:
-        from musclestate.io import read_recording
+    from musclestate.io import media_kind, read_recording
 
-        kw: dict = {"crop": crop} if crop is not None else {}
-        if source.is_dir():
-            kw["fps"] = fps
-        rec = read_recording(source, **kw)
-        frames, t_s = rec.frames, rec.t_s
-        spacing = _roi_spacing(spacing_mm, depth_mm, frames.shape[1]) or rec.pixel_spacing_mm
+    # Every medium is read by musclestate.io, as import and predict read it.
+    kind = media_kind(source)
+    kw: dict = {"crop": crop} if crop is not None else {}
+    if spacing_mm is not None:
+        kw["pixel_spacing_mm"] = tuple(spacing_mm)
+    elif depth_mm is not None:
+        kw["depth_mm"] = depth_mm
+    if fps is not None:
+        kw["fps"] = fps
+    elif kind == "images":
+        raise ConfigError(
+            f"{source} is an image folder: give its frame rate (--fps) so frames get times"
+        )
+    rec = read_recording(source, **kw)
+    frames, t_s, spacing = rec.frames, rec.t_s, rec.pixel_spacing_mm
     if spacing is None:
         spacing = (50.0 / frames.shape[1],) * 2
         err.print(f"no pixel spacing known: assuming 50 mm depth ({spacing[0]:.3f} mm/px)")

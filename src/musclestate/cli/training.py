@@ -181,6 +181,26 @@ def cv_cmd(
     fold: Annotated[
         int | None, typer.Option(help="Run only this fold (0-based), e.g. a SLURM array task.")
     ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option(help="Repeat with N training seeds (same folds) and report the spread."),
+    ] = 1,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Also report estimates corrected per person from their own calibration trials "
+            "(rest, passive range of motion, MVC).",
+        ),
+    ] = False,
+    calibration_task: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--calibration-task",
+            help="Trial type (recording task) that counts as a calibration trial (repeatable; "
+            "default rest, passive_rom, mvc).",
+        ),
+    ] = None,
     config: _Config = None,
     network: _Network = None,
     input: _Input = None,
@@ -213,7 +233,8 @@ def cv_cmd(
     if str(dataset) == "collect" and not dataset.is_dir():
         if collect_run is None:
             raise ConfigError("usage: musclestate cv collect RUN")
-        path = collect(collect_run)
+        path = collect(collect_run, calibrate=calibrate or None,
+                       calibration_tasks=calibration_task or None)  # fmt: skip
         _print_cv_summary(con, json.loads(path.read_text(encoding="utf-8")), path)
         return
     if collect_run is not None:
@@ -231,7 +252,10 @@ def cv_cmd(
     _quiet_lightning()
     bar, progress = _epoch_progress(Console(stderr=True))
     with bar:
-        path = run_cv(dataset, out, cfg, folds=folds, fold=fold, resume=resume, progress=progress)
+        path = run_cv(dataset, out, cfg, folds=folds, fold=fold, seeds=seeds,
+                      calibrate=calibrate, resume=resume, progress=progress,
+                      **({"calibration_tasks": calibration_task} if calibration_task else {}),
+                      )  # fmt: skip
     if not rank_zero():
         return
     if fold is not None:
@@ -241,26 +265,9 @@ def cv_cmd(
 
 
 def _print_cv_summary(con: Console, metrics: dict, path: Path) -> None:
-    from rich.table import Table
+    from musclestate.report.console import metrics_table, seeds_table
 
-    t = Table(title=f"held-out participants, {metrics['folds']} folds (R^2 mean +- SD)")
-    models = list(metrics["models"])
-    t.add_column("target")
-    for m in models:
-        t.add_column(m, justify="right")
-    t.add_column("within 1 SD", justify="right")
-
-    def fmt(v: float | None) -> str:
-        return "-" if v is None else f"{v:.2f}"
-
-    for name, info in metrics["targets"].items():
-        row = [f"{name} [{info['unit']}]"]
-        for m in models:
-            s = metrics["models"][m]["summary"][name]
-            row.append(f"{fmt(s['r2_mean'])} +- {fmt(s['r2_sd'])}")
-        row.append(fmt(metrics.get("calibration", {}).get(name, {}).get("within_1sd")))
-        t.add_row(*row)
-    con.print(t)
+    con.print(seeds_table(metrics) if "runs" in metrics else metrics_table(metrics))
     con.print(f"metrics: {path}")
 
 

@@ -21,7 +21,6 @@ hour of decoding.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import logging
@@ -448,12 +447,18 @@ def _signal_kw(spec: RecordingSpec) -> dict[str, Any]:
     return kw
 
 
-def _read_signals(spec: RecordingSpec) -> dict[str, Signal]:
-    from musclestate.io.signals import read_signals
+def _read_signals(spec: RecordingSpec) -> tuple[dict[str, Signal], dict[str, Any]]:
+    """The entry's signals, and per file what the reader corrected (decimal comma, preamble,
+    units row, matrix orientation), for the recording's provenance."""
+    from musclestate.io.signals import read_signal_file
 
     out: dict[str, Signal] = {}
+    notes: dict[str, Any] = {}
     for f in spec.signals:
-        for name, sig in read_signals(f, **_signal_kw(spec)).items():
+        got = read_signal_file(f, **_signal_kw(spec))
+        if got.notes:
+            notes[str(f)] = got.notes
+        for name, sig in got.signals.items():
             if name in out:
                 raise SignalError(
                     f"channel {name!r} appears in both {out[name].source} and {f}; rename one",
@@ -463,7 +468,7 @@ def _read_signals(spec: RecordingSpec) -> dict[str, Signal]:
     for name, unit in spec.signal_units.items():
         sig = _channel(out, name, spec)
         out[name] = dataclasses.replace(sig, unit=unit)
-    return out
+    return out, notes
 
 
 def _channel(signals: Mapping[str, Signal], name: str, spec: RecordingSpec) -> Signal:
@@ -481,7 +486,7 @@ def _norm_unit(u: str) -> str:
 
 
 def _mvc_values(
-    m: ImportManifest, cache: dict[str, dict[str, Signal]]
+    m: ImportManifest, cache: dict[str, tuple[dict[str, Signal], dict[str, Any]]]
 ) -> dict[tuple[str, str, str], float]:
     """MVC reference per (participant, recording id, target name), from values or MVC trials."""
     by_pt = {(s.participant, s.trial): s for s in m.recordings}
@@ -496,7 +501,7 @@ def _mvc_values(
             src = by_pt[(s.participant, str(t.mvc.trial))]
             if src.id not in cache:
                 cache[src.id] = _read_signals(src)
-            sig = _channel(cache[src.id], t.channel, src)
+            sig = _channel(cache[src.id][0], t.channel, src)
             env = emg.envelope(sig.values, sig.rate_hz, t.band, t.lowpass_hz, t.order)
             peak = emg.mvc_peak(env, sig.rate_hz, t.mvc.window_s)
             log.info(
@@ -528,28 +533,27 @@ def _index_map(spec: RecordingSpec, signals: Mapping[str, Signal]) -> np.ndarray
 
 
 def _read_index_file(path: Path, column: str | None) -> np.ndarray:
-    """One sample index per frame from ``.npy``, a one-column ``.txt`` or a CSV column."""
+    """One sample index per frame from ``.npy``, a one-column ``.txt`` or a CSV column.
+
+    CSV files are read by :func:`musclestate.io.signals.read_signal_file`, with its handling of
+    preambles, units rows and decimal commas (one row per frame, so the "rate" is one row).
+    """
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
             return np.asarray(np.load(path, allow_pickle=False)).ravel()
         if suffix == ".txt":
             return np.loadtxt(path, ndmin=1)
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise SignalError(f"cannot read frame -> sample index map: {exc}", path) from None
-    if len(rows) < 2:
-        raise SignalError("frame -> sample index map has no rows below its header", path)
-    header = [h.strip() for h in rows[0]]
-    col = column or header[0]
-    if col not in header:
-        raise SignalError(f"no column {col!r}; available: {header}", path)
-    j = header.index(col)
-    try:
-        return np.array([float(r[j]) for r in rows[1:] if r])
-    except (IndexError, ValueError) as exc:
-        raise SignalError(f"column {col!r} is not numeric: {exc}", path) from None
+    from musclestate.io.signals import read_signal_file
+
+    sigs = read_signal_file(path, rate_hz=1.0, time_column=None).signals
+    names = list(sigs)
+    col = column or names[0]
+    if col not in sigs:
+        raise SignalError(f"no column {col!r}; available: {names}", path)
+    return np.asarray(sigs[col].values)
 
 
 def _frame_times(rec: Recording, spec: RecordingSpec, signals: Mapping[str, Signal]) -> np.ndarray:
@@ -630,11 +634,15 @@ def load_recording(
     spec: RecordingSpec,
     mvc: Mapping[tuple[str, str, str], float],
     manifest_path: Path | None = None,
-    signals: Mapping[str, Signal] | None = None,
+    signals: tuple[Mapping[str, Signal], Mapping[str, Any]] | None = None,
 ) -> Recording:
-    """Read one manifest entry into a :class:`Recording` with per-frame targets."""
+    """Read one manifest entry into a :class:`Recording` with per-frame targets.
+
+    ``signals``: the entry's ``(signals, reader notes)`` where already read (MVC trials).
+    """
     rec = _read_video(spec)
-    sigs = dict(signals) if signals is not None else _read_signals(spec)
+    read = signals if signals is not None else _read_signals(spec)
+    sigs, signal_notes = dict(read[0]), dict(read[1])
     targets: dict[str, Target] = {}
     frame_t = rec.t_s
     mvc_used: dict[str, float] = {}
@@ -668,6 +676,7 @@ def load_recording(
         "manifest": str(manifest_path) if manifest_path else None,
         "video": str(spec.video),
         "signals": [str(f) for f in spec.signals],
+        "signal_notes": signal_notes,
         "sync": None
         if spec.sync is None
         else {
@@ -713,7 +722,7 @@ def import_manifest(
     out = Path(out)
     if out.exists() and not overwrite:
         raise DatasetError(f"{out} already exists; choose another output or pass overwrite")
-    cache: dict[str, dict[str, Signal]] = {}
+    cache: dict[str, tuple[dict[str, Signal], dict[str, Any]]] = {}
     mvc = _mvc_values(m, cache)
     specs = m.included
 

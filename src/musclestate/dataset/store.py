@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import logging
 import math
@@ -93,6 +94,17 @@ def _finite_range(v: np.ndarray) -> tuple[float, float]:
     return float(np.min(v)), float(np.max(v))
 
 
+def recording_sha256(rec: Recording) -> str:
+    """SHA-256 of a recording's content: frames, frame times and per-frame targets (by name)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(rec.frames).tobytes())
+    h.update(np.ascontiguousarray(rec.t_s, dtype=np.float64).tobytes())
+    for name in sorted(rec.targets):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(rec.targets[name].values, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
 def _write_recording(h5: h5py.File, rid: str, rec: Recording, compression: str) -> dict[str, Any]:
     g = h5.create_group(f"recordings/{rid}")
     t, h, w = rec.frames.shape
@@ -126,6 +138,7 @@ def _write_recording(h5: h5py.File, rid: str, rec: Recording, compression: str) 
     meta = _meta_dict(rec.meta)
     return {
         "id": rid,
+        "sha256": recording_sha256(rec),
         "participant": rec.meta.participant,
         "trial": rec.meta.trial,
         "n_frames": int(t),
@@ -422,6 +435,19 @@ class Dataset:
         )
 
     # -- reading ----------------------------------------------------------------------------
+    @property
+    def content_sha256(self) -> str:
+        """SHA-256 that identifies the dataset's content, wherever it lies.
+
+        Over each recording's id and content hash (written at import); for datasets written
+        before recordings carried one, over their manifest entries instead.
+        """
+        h = hashlib.sha256()
+        for r in sorted(self._manifest["recordings"], key=lambda r: r["id"]):
+            h.update(r["id"].encode())
+            h.update((r.get("sha256") or _dumps(r)).encode())
+        return h.hexdigest()
+
     @property
     def manifest(self) -> dict[str, Any]:
         """The parsed manifest.json (a copy)."""

@@ -20,17 +20,20 @@ from musclestate.errors import ConfigError, InputError, MusclestateError
 from musclestate.inference import outputs
 from musclestate.inference.predictor import Predictor, provenance
 from musclestate.inference.sources import (
-    VIDEO_SUFFIXES,
     FrameSource,
     dataset_sources,
     is_dataset,
     open_source,
 )
+from musclestate.io.formats import (
+    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    has_dicom_preamble,
+)
+from musclestate.io.images import is_stack
 
 log = logging.getLogger(__name__)
-
-_MEDIA_SUFFIXES = VIDEO_SUFFIXES | {".dcm", ".dicom"}
-_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"}
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,21 @@ class SourceOptions:
 
 
 def _is_media(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in _MEDIA_SUFFIXES
+    """A video, DICOM file or TIFF stack (single images in a folder are frames of one input)."""
+    if not p.is_file():
+        return False
+    suffix = p.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return is_stack(p)
+    return suffix in VIDEO_SUFFIXES + DICOM_SUFFIXES or has_dicom_preamble(p)
 
 
 def _is_image_folder(p: Path) -> bool:
-    return p.is_dir() and any(f.suffix.lower() in _IMAGE_SUFFIXES for f in p.iterdir())
+    """A folder of single images (one per frame); a folder of only TIFF stacks is not."""
+    if not p.is_dir():
+        return False
+    images = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    return bool(images) and not all(is_stack(f) for f in images)
 
 
 def plan_inputs(
@@ -116,8 +129,8 @@ def plan_inputs(
         kids = sorted(p for p in src.iterdir() if _is_media(p) or _is_image_folder(p))
         if not kids:
             raise InputError(
-                f"folder holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}), DICOM files or "
-                "image folders",
+                f"folder holds no videos ({', '.join(VIDEO_SUFFIXES)}), DICOM files, TIFF "
+                "stacks or image folders",
                 src,
             )
         many = [(p.stem, p, None) for p in kids]

@@ -45,25 +45,34 @@ class ExportResult:
     opset: int
 
 
-def _to_onnx_bytes(module: Any, example: Any, names: tuple[str, ...], opset: int) -> bytes:
-    """Trace ``module`` to ONNX with a dynamic batch axis (and dynamic H, W for 4-D inputs)."""
+def _to_onnx_bytes(
+    module: Any, example: Any, names: tuple[str, ...], opset: int, n_inputs: int = 1
+) -> bytes:
+    """Trace ``module`` to ONNX with a dynamic batch axis (and dynamic H, W for 4-D inputs).
+
+    ``names`` lists the ``n_inputs`` input names, then the output names; ``example`` is one
+    tensor or a tuple of ``n_inputs`` tensors.
+    """
     import torch
 
-    dyn = {names[0]: {0: "n"}}
-    if example.ndim == 4 and names[0] == "frames":
-        dyn = {names[0]: {0: "n", 2: "h", 3: "w"}}
-    for out in names[1:]:
-        dyn[out] = {0: "n", **({2: "h", 3: "w"} if names[0] == "frames" else {})}
+    examples = example if isinstance(example, tuple) else (example,)
+    inputs, outputs = names[:n_inputs], names[n_inputs:]
+    frames = inputs[0] == "frames"
+    dyn = {name: {0: "n"} for name in inputs}
+    if examples[0].ndim == 4 and frames:
+        dyn = {inputs[0]: {0: "n", 2: "h", 3: "w"}}
+    for out in outputs:
+        dyn[out] = {0: "n", **({2: "h", 3: "w"} if frames else {})}
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # the TorchScript exporter is the one that needs no extra package (onnxscript)
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module.eval(),
-            (example,),
+            examples,
             buf,
-            input_names=[names[0]],
-            output_names=list(names[1:]),
+            input_names=list(inputs),
+            output_names=list(outputs),
             dynamic_axes=dyn,
             opset_version=opset,
             dynamo=False,
@@ -90,14 +99,22 @@ def bundle_sha256(bundle_dir: str | Path) -> str:
 
 
 def estimator_onnx_bytes(bundle: Any, opset: int = 17) -> bytes:
-    """The bundle's estimator as ONNX bytes (input ``x``, outputs ``mean``, ``sd``) + metadata."""
+    """The bundle's estimator as ONNX bytes (input ``x``, and ``features`` for a fused
+    network; outputs ``mean``, ``sd``) + metadata."""
     import torch
 
     from musclestate import __version__
 
     h, w = bundle.image_size
     example = torch.zeros(2, bundle.in_channels, h, w)
-    raw = _to_onnx_bytes(bundle.torch_module(), example, ("x", "mean", "sd"), opset)
+    n_f = len(bundle.feature_inputs)
+    if n_f:
+        feats = torch.zeros(2, n_f)
+        feats[1, 0] = float("nan")  # trace the path that stands in for an unmeasured value
+        raw = _to_onnx_bytes(bundle.torch_module(), (example, feats),
+                             ("x", "features", "mean", "sd"), opset, n_inputs=2)  # fmt: skip
+    else:
+        raw = _to_onnx_bytes(bundle.torch_module(), example, ("x", "mean", "sd"), opset)
     return _with_metadata(
         raw,
         {
@@ -171,20 +188,41 @@ class OnnxEstimator:
         self.targets = tuple(bundle.target_names)
         self.units = dict(bundle.units)
 
+    @property
+    def feature_inputs(self) -> tuple[str, ...]:
+        return tuple(self.bundle.feature_inputs)
+
     def predict(
-        self, patches: np.ndarray, batch_size: int = 256
+        self, patches: np.ndarray, batch_size: int = 256, features: np.ndarray | None = None
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``patches (N, C, h, w)`` uint8 or float 0..1 -> ``{target: (mean (N,), sd (N,))}``."""
+        """``patches (N, C, h, w)`` uint8 or float 0..1 (and ``features (N, F)`` for a fused
+        network) -> ``{target: (mean (N,), sd (N,))}``."""
         x = self.bundle.prepare(patches).numpy()
+        f = self.bundle.prepare_features(features, x.shape[0])
         means, sds = [], []
         for s in range(0, x.shape[0], batch_size):
-            m, sd = self.session.run(["mean", "sd"], {"x": x[s : s + batch_size]})
+            feed = {"x": x[s : s + batch_size]}
+            if f is not None:
+                feed["features"] = f[s : s + batch_size].numpy()
+            m, sd = self.session.run(["mean", "sd"], feed)
             means.append(m)
             sds.append(sd)
         n_t = len(self.targets)
         mean = np.concatenate(means).astype(np.float64) if means else np.zeros((0, n_t))
         sd = np.concatenate(sds).astype(np.float64) if sds else np.zeros((0, n_t))
         return {k: (mean[:, i], sd[:, i]) for i, k in enumerate(self.targets)}
+
+
+def _check_features(bundle: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, F)`` measures spread over the training range (from the card's network buffers),
+    one of them unmeasured (NaN), for the export check."""
+    net = bundle.torch_module().net
+    member = net.members[0] if hasattr(net, "members") else net
+    mean = member.feature_mean.double().numpy()
+    sd = member.feature_sd.double().numpy()
+    f = mean + sd * rng.standard_normal((n, mean.size))
+    f[0, 0] = np.nan
+    return f
 
 
 def _segmenter_graph(network: Any) -> Any:
@@ -267,9 +305,12 @@ def export_onnx(
     rng = np.random.default_rng(seed)
     h, w = bundle.image_size
     patches = rng.integers(0, 256, size=(n_check, bundle.in_channels, h, w), dtype=np.uint8)
+    feats = None
+    if bundle.feature_inputs:
+        feats = _check_features(bundle, n_check, rng)
     with torch.inference_mode():
-        ref = bundle.predict(patches)
-    got = OnnxEstimator(bundle, data).predict(patches)
+        ref = bundle.predict(patches, features=feats)
+    got = OnnxEstimator(bundle, data).predict(patches, features=feats)
     atol, rtol = TOLERANCE
     worst, ok = 0.0, True
     for k in bundle.target_names:

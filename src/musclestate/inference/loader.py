@@ -35,8 +35,14 @@ class TorchEstimator:
         self.units = dict(bundle.units)
         self.context = int(bundle.context)
 
-    def predict(self, patches: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return self.bundle.predict(patches)
+    @property
+    def feature_inputs(self) -> tuple[str, ...]:
+        return tuple(self.bundle.feature_inputs)
+
+    def predict(
+        self, patches: np.ndarray, features: np.ndarray | None = None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return self.bundle.predict(patches, features=features)
 
 
 def training_range(card: Mapping[str, Any]) -> tuple[TrainingRange, str]:
@@ -117,6 +123,7 @@ def load_predictor(
     segmenter: str | Path | Any = None,
     onnx: str | Path | None = None,
     default_spacing_mm: tuple[float, float] | None = None,
+    calibration: str | Path | None = None,
 ) -> Predictor:
     """Load a bundle and everything it needs to estimate from raw frames.
 
@@ -129,10 +136,14 @@ def load_predictor(
         onnx: an exported estimator (``musclestate export``) for the ONNX backend; ``None``
             exports in memory at load time.
         default_spacing_mm: spacing for inputs that carry none.
+        calibration: a person's calibration profile (``musclestate calibrate``) for this
+            bundle: their estimates are corrected by it.
 
     Raises:
         BundleError: not a bundle, a bundle of another format version, an ONNX file from a
             different bundle, or a bundle whose input is neither ROI patches nor whole frames.
+        InputError: a calibration profile that is unreadable, made for another bundle, or for
+            targets this bundle does not estimate.
     """
     from musclestate import __version__
     from musclestate.inference.batch import training_input
@@ -222,6 +233,26 @@ def load_predictor(
         "onnx": None if onnx is None else str(onnx),
         "out_of_range_rule": rule,
     }
+    profile = None
+    if calibration is not None:
+        profile = _calibration_profile(calibration, info["sha256"], bundle.target_names)
+        info["calibration"] = {"path": str(Path(calibration).resolve())} | profile.to_dict()
     if bundle.context:
         log.info("bundle uses %d frame(s) of temporal context each side", bundle.context)
-    return Predictor(roi, estimator, cfg, training_range=rng, info=info)
+    return Predictor(roi, estimator, cfg, training_range=rng, info=info, calibration=profile)
+
+
+def _calibration_profile(path: str | Path, sha256: str, targets: tuple[str, ...]) -> Any:
+    from musclestate.calibration import load_profile
+    from musclestate.errors import InputError
+
+    profile = load_profile(path)
+    profile.check_bundle(sha256, path)
+    unknown = sorted(set(profile.corrections) - set(targets))
+    if unknown:
+        raise InputError(
+            f"the profile corrects {unknown}, which this estimator does not estimate "
+            f"({list(targets)}); calibrate again with this estimator",
+            path,
+        )
+    return profile

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from musclestate.calibration import CalibrationProfile
 from musclestate.errors import ConfigError
 from musclestate.inference.novelty import FeatureNovelty
 from musclestate.inference.outputs import Estimates
@@ -86,13 +87,17 @@ class RoiStage(Protocol):
 
 
 class Estimator(Protocol):
-    """Maps patches to per-target mean and SD in physical units."""
+    """Maps patches (and, for a fused network, the frames' architecture measures named by
+    ``feature_inputs``) to per-target mean and SD in physical units."""
 
     targets: tuple[str, ...]
     units: Mapping[str, str]
+    feature_inputs: tuple[str, ...]
 
-    def predict(self, patches: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """``patches (N, C, h, w) float32`` -> ``{target: (mean (N,), sd (N,))}``."""
+    def predict(
+        self, patches: np.ndarray, features: np.ndarray | None = None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``patches (N, C, h, w) float32``, ``features (N, F)`` -> ``{target: (mean, sd)}``."""
         ...
 
 
@@ -209,6 +214,9 @@ class Predictor:
         config: run settings.
         training_range: spans of the training data for the ``out_of_range`` flag.
         info: provenance (bundle path and hash, card, backend) for sidecars.
+        calibration: a person's profile (:mod:`musclestate.calibration`): each target's
+            estimate becomes ``offset + gain * estimate`` and its SD ``gain * SD``; the
+            ``out_of_range`` flag still judges the uncorrected estimate against training.
     """
 
     def __init__(
@@ -219,9 +227,11 @@ class Predictor:
         *,
         training_range: TrainingRange | None = None,
         info: Mapping[str, Any] | None = None,
+        calibration: CalibrationProfile | None = None,
     ) -> None:
         self.roi = roi
         self.estimator = estimator
+        self.calibration = calibration
         self.config = config or PredictorConfig()
         self.training_range = training_range or TrainingRange()
         self.info = dict(info or {})
@@ -235,6 +245,28 @@ class Predictor:
         """Start a new input: forget the ROI tracking state."""
         self.roi.reset()
 
+    def _feature_inputs(self, feats: np.ndarray) -> np.ndarray | None:
+        """The columns of the ROI stage's measures that a fused estimator reads, in its order."""
+        names = tuple(getattr(self.estimator, "feature_inputs", ()) or ())
+        if not names:
+            return None
+        have = list(self.roi.feature_names)
+        missing = [x for x in names if x not in have]
+        if missing:
+            raise ConfigError(
+                f"the estimator reads the architecture measures {missing}, which this ROI stage "
+                f"does not measure (it gives {have}); use the ROI settings the bundle was "
+                "trained with"
+            )
+        return feats[:, [have.index(x) for x in names]]
+
+    def _predict(
+        self, patches: np.ndarray, features: np.ndarray | None
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        if features is None:
+            return self.estimator.predict(patches)
+        return self.estimator.predict(patches, features=features)
+
     def estimate(self, roi: RoiOutput, index: np.ndarray, t_s: np.ndarray) -> Estimates:
         """Estimates from a ROI result: the estimator runs on frames where the muscle was found."""
         n = len(index)
@@ -242,10 +274,12 @@ class Predictor:
         mean = {k: np.full(n, np.nan) for k in self.targets}
         sd = {k: np.full(n, np.nan) for k in self.targets}
         sel = np.flatnonzero(found if roi.usable is None else np.asarray(roi.usable, dtype=bool))
+        feats = np.asarray(roi.features, dtype=np.float64).reshape(n, -1)
+        fin = self._feature_inputs(feats)
         if getattr(self.estimator, "context", 0) > 0 and sel.size:
             # temporal context: neighbours must be the true neighbouring frames, so the whole
             # stretch goes in one call (frames without a muscle carry zero patches, as stored)
-            out = self.estimator.predict(np.ascontiguousarray(roi.patches))
+            out = self._predict(np.ascontiguousarray(roi.patches), fin)
             for k in self.targets:
                 mean[k][sel] = out[k][0][sel]
                 sd[k][sel] = out[k][1][sel]
@@ -253,14 +287,20 @@ class Predictor:
         bs = self.config.batch_size
         for s in range(0, sel.size, bs):
             rows = sel[s : s + bs]
-            out = self.estimator.predict(np.ascontiguousarray(roi.patches[rows]))
+            out = self._predict(
+                np.ascontiguousarray(roi.patches[rows]), None if fin is None else fin[rows]
+            )
             for k in self.targets:
                 m, sdev = out[k]
                 mean[k][rows] = m
                 sd[k][rows] = sdev
-        feats = np.asarray(roi.features, dtype=np.float64).reshape(n, -1)
         features = {name: feats[:, j] for j, name in enumerate(self.roi.feature_names)}
         oor = self.training_range.flag(mean, features, self.config.range_margin) & found
+        if self.calibration is not None:
+            for k, c in self.calibration.corrections.items():
+                if k in mean:
+                    mean[k] = c.apply(mean[k])
+                    sd[k] = c.gain * sd[k]
         return Estimates(
             frame=np.asarray(index, dtype=np.int64),
             t_s=np.asarray(t_s, dtype=np.float64),

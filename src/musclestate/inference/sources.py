@@ -4,11 +4,14 @@ Every source yields :class:`Frame` records (0-based index, time stamp in seconds
 image, already cropped and flipped) one at a time, so a long video never has to fit in memory and
 the same predictor code serves files and live devices.
 
-- :class:`PyAVSource` decodes a video file or a capture device with PyAV (FFmpeg): ``v4l2`` on
-  Linux, ``avfoundation`` on macOS, ``dshow`` on Windows, ``lavfi`` for synthetic test patterns.
+- :class:`PyAVSource` reads a video file or a capture device through
+  :class:`musclestate.io.video.VideoReader`, the reader ``import`` uses (same luma, rotation,
+  crop, flip and time stamps): ``v4l2`` on Linux, ``avfoundation`` on macOS, ``dshow`` on
+  Windows, ``lavfi`` for synthetic test patterns.
 - :class:`ArraySource` serves frames already in memory (a :class:`~musclestate.records.Recording`
-  read by :func:`musclestate.io.read_recording` from an image folder or DICOM cine, or a dataset
-  recording).
+  read by :func:`musclestate.io.read_recording` from an image folder, image file or TIFF stack,
+  or DICOM cine, or a dataset recording). No frame is decoded here: :mod:`musclestate.io` owns
+  every decode.
 - :class:`ReplaySource` replays any source at its real frame rate, as a scanner would deliver it.
 - :class:`LiveFeed` puts a bounded queue between a source (read on its own thread) and the
   consumer: when the consumer falls behind, the oldest waiting frame is dropped and counted, so
@@ -28,17 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
-from musclestate.errors import ConfigError, InputError, MediaError
+from musclestate.errors import ConfigError, InputError
+from musclestate.io._common import Crop, apply_crop_flip, check_crop
+from musclestate.io.formats import media_kind
 from musclestate.records import Recording
 
 log = logging.getLogger(__name__)
 
-#: File suffixes decoded directly with PyAV (frame by frame).
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg"})
 #: Capture formats accepted in a ``FORMAT:URL`` device spec (FFmpeg input device names).
 DEVICE_FORMATS = frozenset({"v4l2", "avfoundation", "dshow", "lavfi", "x11grab", "gdigrab"})
-
-Crop = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class SourceInfo:
         crop: ``(x, y, w, h)`` applied to every frame (0-based pixels), or ``None``.
         flip_horizontal: whether frames are mirrored left-right.
         live: True for capture devices (frames cannot be re-read).
-        n_frames: number of frames where known in advance, else ``None``.
+        n_frames: number of frames expected in advance (for a video, the container's listing,
+            which a trimmed file exceeds: only the decoded frames count), else ``None``.
         frame_shape: ``(H, W)`` of the delivered frames (after crop) where known, else ``None``.
     """
 
@@ -103,55 +105,11 @@ class FrameSource:
         self.close()
 
 
-def check_crop(crop: Sequence[int] | None, shape: tuple[int, int], where: str) -> Crop | None:
-    """Validate ``crop = (x, y, w, h)`` against a frame of ``shape = (H, W)``; return it as ints.
-
-    Raises :class:`InputError` with the frame size when the rectangle does not fit.
-    """
-    if crop is None:
-        return None
-    if len(crop) != 4:
-        raise ConfigError(f"crop must be four integers X Y W H, got {crop!r}")
-    x, y, w, h = (int(v) for v in crop)
-    H, W = shape
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > W or y + h > H:
-        raise InputError(
-            f"crop (x={x}, y={y}, w={w}, h={h}) does not fit inside the {W} x {H} (W x H) frames; "
-            "give 0-based pixels with x + w <= width and y + h <= height",
-            where,
-        )
-    return (x, y, w, h)
-
-
 def _shape_after(shape: Sequence[int], crop: Crop | None) -> tuple[int, int]:
     return (int(shape[0]), int(shape[1])) if crop is None else (crop[3], crop[2])
 
 
-# 8-bit formats whose first plane is the luma at full resolution.
-_LUMA_FORMATS = frozenset(
-    {"gray", "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"}
-)
-
-
-def _luma(frame: object) -> np.ndarray:
-    """``(H, W)`` uint8 luma of a PyAV frame, taken as stored (no TV-to-full range stretch).
-
-    This is the rule of :mod:`musclestate.io.video`, which read the training data: FFmpeg's own
-    ``gray`` conversion would stretch studio-range luma and shift every grey level.
-    """
-    if frame.format.name in _LUMA_FORMATS:
-        plane = frame.planes[0]
-        rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
-        return rows[:, : frame.width]
-    return frame.to_ndarray(format="gray")
-
-
-def _apply(image: np.ndarray, crop: Crop | None, flip: bool) -> np.ndarray:
-    if crop is not None:
-        x, y, w, h = crop
-        image = image[y : y + h, x : x + w]
-    if flip:
-        image = image[:, ::-1]
+def _fresh(image: np.ndarray) -> np.ndarray:
     # Always a fresh array: a decoder may reuse the buffer a luma view points into.
     return np.array(image, dtype=np.uint8, order="C", copy=True)
 
@@ -182,7 +140,10 @@ class ArraySource(FrameSource):
                 f"{frames.shape[0]} frames but {t.shape} frame times", location or None
             )
         self._frames, self._t = frames, t
-        self._crop = check_crop(crop, frames.shape[1:], location or name)
+        where = Path(location) if location else None
+        self._crop = (
+            None if crop is None else check_crop(crop, frames.shape[2], frames.shape[1], where)
+        )
         self._flip = bool(flip_horizontal)
         fps = float(1.0 / np.median(np.diff(t))) if t.size > 1 else float("nan")
         self.info = SourceInfo(
@@ -213,21 +174,26 @@ class ArraySource(FrameSource):
 
     def __iter__(self) -> Iterator[Frame]:
         for i in range(self._frames.shape[0]):
-            yield Frame(i, float(self._t[i]), _apply(self._frames[i], self._crop, self._flip))
+            image = apply_crop_flip(self._frames[i], self._crop, self._flip)
+            yield Frame(i, float(self._t[i]), _fresh(image))
 
 
 class PyAVSource(FrameSource):
-    """A video file or capture device decoded frame by frame with PyAV.
+    """A video file or capture device, decoded by :class:`musclestate.io.video.VideoReader`.
+
+    A thin adapter: frames, rotation, crop, flip and times are exactly those that
+    :func:`musclestate.io.read_video` gives when a dataset is imported.
 
     Args:
         url: file path, or device URL (``/dev/video0``, ``0`` for avfoundation, a lavfi graph).
         format: FFmpeg input format for devices (``"v4l2"``, ``"avfoundation"``, ``"dshow"``,
             ``"lavfi"``); ``None`` for files.
         options: FFmpeg input options (e.g. ``{"framerate": "40", "video_size": "640x480"}``).
-        crop: ``(x, y, w, h)`` in 0-based pixels of the decoded frame, checked on the first frame.
+        crop: ``(x, y, w, h)`` in 0-based pixels of the shown frame.
         flip_horizontal: mirror left-right after cropping.
         pixel_spacing_mm: ``(row_mm, col_mm)`` of the cropped image, where known.
         live: True for devices: time stamps are capture times relative to the first frame.
+        fps: frame rate that replaces a file's time stamps (as ``read_video(fps=)``).
     """
 
     def __init__(
@@ -241,71 +207,47 @@ class PyAVSource(FrameSource):
         pixel_spacing_mm: tuple[float, float] | None = None,
         live: bool = False,
         name: str | None = None,
+        fps: float | None = None,
     ) -> None:
-        import av  # local: PyAV loads FFmpeg, which `musclestate --help` should not pay for
+        from musclestate.io.video import VideoReader
 
         self._url = str(url)
-        try:
-            self._container = av.open(self._url, format=format, options=options or {})
-        except (av.FFmpegError, OSError) as exc:
-            where = "device" if live else "video"
-            raise MediaError(
-                f"cannot open {where} {self._url!r}"
-                + (f" with format {format!r}" if format else "")
-                + f": {exc}; check the path (or device name) and that FFmpeg can read it",
-                None if live else self._url,
-            ) from exc
-        if not self._container.streams.video:
-            self._container.close()
-            raise MediaError("no video stream in this file", self._url)
-        stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
-        self._stream = stream
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else float("nan")
-        shape = (int(stream.codec_context.height), int(stream.codec_context.width))
-        self._crop = check_crop(crop, shape, self._url) if shape[0] and shape[1] else crop
-        self._flip = bool(flip_horizontal)
-        self._live = live
-        n = int(stream.frames) if stream.frames and not live else None
+        self._reader = VideoReader(
+            url,
+            crop=crop,
+            flip_horizontal=flip_horizontal,
+            fps=None if live else fps,
+            format=format,
+            options=options,
+            live=live,
+        )
+        vi = self._reader.info
+        shape = (vi.height, vi.width)
+        crop_box = self._reader.crop
         self.info = SourceInfo(
             name=name or (Path(self._url).stem if not live else self._url),
             location=self._url if live else str(Path(self._url).resolve()),
-            fps=fps,
+            fps=vi.fps if fps is None or live else float(fps),
             pixel_spacing_mm=pixel_spacing_mm,
-            crop=self._crop,
-            flip_horizontal=self._flip,
+            crop=crop_box,
+            flip_horizontal=bool(flip_horizontal),
             live=live,
-            n_frames=n,
-            frame_shape=_shape_after(shape, self._crop) if shape[0] and shape[1] else None,
-            extra={"format": format, "frame_shape_raw": list(shape)},
+            n_frames=vi.n_frames or None,
+            frame_shape=_shape_after(shape, crop_box),
+            extra={
+                "format": format,
+                "frame_shape_raw": list(shape),
+                "rotation_deg": vi.rotation_deg,
+                "container_frames": vi.n_frames or None,
+            },
         )
 
     def __iter__(self) -> Iterator[Frame]:
-        import av
-
-        t0: float | None = None
-        last_t = -np.inf
-        i = 0
-        try:
-            for vf in self._container.decode(self._stream):
-                img = _luma(vf)
-                if self._live:
-                    now = time.perf_counter()
-                    t0 = now if t0 is None else t0
-                    t = now - t0
-                else:
-                    t = float(vf.time) if vf.time is not None else i / self.info.fps
-                if t <= last_t:  # broken container stamps: keep the time axis increasing
-                    t = last_t + 1.0 / (self.info.fps if np.isfinite(self.info.fps) else 25.0)
-                last_t = t
-                yield Frame(i, t, _apply(img, self._crop, self._flip))
-                i += 1
-        except av.FFmpegError as exc:
-            raise MediaError(f"decoding stopped at frame {i}: {exc}", self._url) from exc
+        for i, (t, view) in enumerate(self._reader):
+            yield Frame(i, t, _fresh(view))
 
     def close(self) -> None:
-        self._container.close()
+        self._reader.close()
 
 
 def parse_device(spec: str) -> tuple[str, str] | None:
@@ -337,7 +279,7 @@ def open_source(
         crop: ``(x, y, w, h)`` 0-based pixels of the B-mode image inside the frame.
         flip_horizontal: mirror so that the muscle runs the same way as in training.
         pixel_spacing_mm: ``(row_mm, col_mm)`` of the cropped image, where the file does not say.
-        fps: frame rate of an image folder (ignored elsewhere).
+        fps: frame rate of an image folder or stack; replaces a video's time stamps.
         device_options: FFmpeg options for a device (``framerate``, ``video_size``, ...).
 
     A dataset is opened with :func:`dataset_sources` instead (one source per recording).
@@ -363,14 +305,20 @@ def open_source(
             "or a device as FORMAT:URL (e.g. v4l2:/dev/video0)",
             path,
         )
-    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+    kind = media_kind(path)
+    if kind == "video":
         return PyAVSource(
-            path, crop=crop, flip_horizontal=flip_horizontal, pixel_spacing_mm=pixel_spacing_mm
+            path,
+            crop=crop,
+            flip_horizontal=flip_horizontal,
+            pixel_spacing_mm=pixel_spacing_mm,
+            fps=fps,
         )
-    # Image folders and DICOM cines: the io stage knows their formats and spacing tags.
+    # Image folders, image files and DICOM cines: read whole by the io stage, which knows
+    # their formats, bit depths and spacing tags.
     from musclestate.io import read_recording
 
-    if path.is_dir() and fps is None:
+    if kind == "images" and fps is None:
         raise ConfigError(
             f"{path} is an image folder: give its frame rate (--fps, or fps=) so frames get times"
         )

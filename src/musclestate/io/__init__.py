@@ -1,62 +1,67 @@
 """Readers and writers: ultrasound media in, :class:`~musclestate.records.Recording` out.
 
-- :mod:`musclestate.io.video`: MP4/AVI/MOV/WMV via PyAV (``read_video``, ``write_video``,
-  ``find_repeated_frames``);
-- :mod:`musclestate.io.images`: folders of PNG/TIFF/BMP/JPEG (``read_image_folder``);
+This package is the one place that decodes media: every command and the live sources read
+through it. One reader per kind:
+
+- :mod:`musclestate.io.video`: MP4/AVI/MOV/WMV via PyAV (``read_video``, ``VideoReader`` for
+  frame-by-frame reading of files and capture devices, ``write_video``);
+- :mod:`musclestate.io.images`: folders of PNG/TIFF/BMP/JPEG (``read_image_folder``) and single
+  image files or multi-page TIFF stacks (``read_image_file``);
 - :mod:`musclestate.io.dicom`: single- and multi-frame DICOM (``read_dicom``);
 - :mod:`musclestate.io.signals`: lab signals from CSV, MATLAB .mat and C3D (``read_signals``).
 
-:func:`read_recording` picks the reader from the path. Submodules import their heavy library
-(PyAV, pydicom, h5py, ezc3d) only when first used.
+:mod:`musclestate.io.formats` holds the one list of suffixes; :func:`read_recording` picks the
+reader from the path. Submodules import their heavy library (PyAV, pydicom, h5py, ezc3d) only
+when first used.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from musclestate.errors import ConfigError, MediaError
+from musclestate.errors import ConfigError
+from musclestate.io.formats import media_kind, unsupported
 from musclestate.records import Recording
 
-__all__ = ["probe", "read_recording"]
-
-_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+__all__ = ["media_kind", "probe", "read_recording"]
 
 
 def read_recording(path: str | Path, **kw: Any) -> Recording:
-    """Read a video file, DICOM file or image folder, choosing the reader from the path.
+    """Read a video file, DICOM file, image file or image folder, choosing the reader from the path.
 
     A folder goes to :func:`~musclestate.io.images.read_image_folder` (needs ``fps=``), a
-    ``.dcm`` file (or any file starting with the DICOM preamble ``DICM`` at byte 128) to
-    :func:`~musclestate.io.dicom.read_dicom`, a video suffix to
-    :func:`~musclestate.io.video.read_video`. Keyword arguments go to that reader.
+    DICOM file (by suffix or by the ``DICM`` preamble) to :func:`~musclestate.io.dicom.read_dicom`,
+    a video to :func:`~musclestate.io.video.read_video`, an image file (single image or
+    multi-page TIFF stack) to :func:`~musclestate.io.images.read_image_file`. Keyword arguments
+    go to that reader.
 
     Raises:
-        MediaError: missing path or a suffix no reader knows (the message lists the known ones).
+        MediaError: missing path, a signal file, or a kind no reader takes (the same message
+            from every command: :func:`musclestate.io.formats.unsupported`).
+        ConfigError: an option the chosen reader does not take.
     """
-    from musclestate.io import video
-
     path = Path(path)
-    if not path.exists():
-        raise MediaError("file or folder not found; check the path", path)
-    if path.is_dir():
+    kind = media_kind(path)
+    if kind == "images":
         from musclestate.io import images
 
         return _call(images.read_image_folder, path, kw)
-    suffix = path.suffix.lower()
-    if suffix in _DICOM_SUFFIXES or _has_dicom_preamble(path):
+    if kind == "dicom":
         from musclestate.io import dicom
 
         return _call(dicom.read_dicom, path, kw)
-    if suffix in video.VIDEO_SUFFIXES:
+    if kind == "video":
+        from musclestate.io import video
+
         return _call(video.read_video, path, kw)
-    raise MediaError(
-        f"unknown media type {suffix!r}; expected a folder of images, DICOM "
-        f"({', '.join(_DICOM_SUFFIXES)}) or video ({', '.join(video.VIDEO_SUFFIXES)})",
-        path,
-    )
+    if kind == "image":
+        from musclestate.io import images
+
+        return _call(images.read_image_file, path, kw)
+    raise unsupported(path, "a signal file as frames (give it as signals in a manifest)")
 
 
 def probe(
@@ -68,29 +73,49 @@ def probe(
 ) -> dict[str, Any]:
     """Summarise a media or signal file as the readers see it (JSON-serialisable).
 
-    Signal files (``.csv``, ``.tsv``, ``.mat``, ``.c3d``) give ``{"kind": "signals",
-    "channels": [...]}`` with each channel's unit, samples, rate and time span. Media give the
-    frame count and size (after ``crop``), frame rate and span from the frame times, where the
-    times and the spacing came from, repeated frames, and the reader's own metadata. ``fps``
-    applies to image folders and DICOM files without timing; videos keep their time stamps.
+    Signal files give ``{"kind": "signals", "channels": [...], "notes": {...}}`` with each
+    channel's unit, samples, rate and time span, and what the reader corrected (decimal comma,
+    preamble lines skipped, units row, matrix orientation). Media give the frame count and size
+    (after ``crop``), frame rate and span from the frame times, where the times and the spacing
+    came from, repeated frames, the corrections applied (``"corrections"``: display rotation,
+    bit depth, container frame count, ultrasound regions) and the reader's own metadata.
+    ``fps`` gives image folders and image stacks their rate and replaces the timing of videos
+    and DICOM files, as it does in every command and in an import manifest. A DICOM frame with
+    regions of different spacing and no crop gives ``pixel_spacing_mm: None``, the regions and
+    the ``problem``, rather than an error.
     """
-    from musclestate.io.signals import read_signals, signal_table
+    from musclestate.io.signals import read_signal_file, signal_table
 
     path = Path(path)
-    if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".mat", ".c3d"):
-        sigs = read_signals(path, mat_group=mat_group)
-        return {"kind": "signals", "path": str(path), "channels": signal_table(sigs)}
+    kind = media_kind(path)
+    if kind == "signals":
+        got = read_signal_file(path, mat_group=mat_group)
+        return {
+            "kind": "signals",
+            "path": str(path),
+            "channels": signal_table(got.signals),
+            "notes": dict(got.notes),
+        }
     kw: dict[str, Any] = {}
     if crop is not None:
         kw["crop"] = tuple(crop)
-    kind = "video"
-    if path.is_dir():
-        kind = "images"
-    elif path.suffix.lower() in _DICOM_SUFFIXES or _has_dicom_preamble(path):
-        kind = "dicom"
-    if fps is not None and kind != "video":
+    if fps is not None:
         kw["fps"] = fps
-    rec = read_recording(path, **kw)
+    from musclestate.io.dicom import RegionChoiceError
+
+    try:
+        rec = read_recording(path, **kw)
+    except RegionChoiceError as exc:
+        return {
+            "kind": kind,
+            "path": str(path),
+            "frames": exc.n_frames,
+            "frame_shape": list(exc.frame_shape),
+            "pixel_spacing_mm": None,
+            "spacing_source": "",
+            "corrections": {"us_regions": [r.to_dict() for r in exc.regions]},
+            "problem": str(exc),
+        }
     extra = dict(rec.meta.extra)
     return {
         "kind": kind,
@@ -105,8 +130,31 @@ def probe(
         "spacing_source": rec.meta.spacing_source,
         "scanner": rec.meta.scanner,
         "repeated_frames": extra.get("repeated_frames"),
+        "corrections": corrections(extra),
         "details": {k: v for k, v in extra.items() if not k.endswith("_indices") and k != "files"},
     }
+
+
+def corrections(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """What a reader corrected or chose, from a recording's ``meta.extra``: display rotation,
+    bit depth, container frame count, ultrasound regions (only the entries that apply)."""
+    out: dict[str, Any] = {}
+    video = extra.get("video") or {}
+    if video.get("rotation_deg"):
+        out["rotation_deg"] = video["rotation_deg"]
+    if video.get("frame_count_note"):
+        out["container_frames"] = video.get("container_frames")
+        out["frame_count_note"] = video["frame_count_note"]
+    if "bit_depth" in extra:
+        out["bit_depth"] = extra["bit_depth"]
+        out["bit_depth_source"] = extra.get("bit_depth_source", "")
+    dicom = extra.get("dicom") or {}
+    if len(dicom.get("us_regions") or []) > 1:
+        out["us_regions"] = dicom["us_regions"]
+        out["us_region_used"] = dicom.get("us_region")
+    if "pages" in extra:
+        out["pages"] = extra["pages"]
+    return out
 
 
 def _call(reader: Callable[..., Recording], path: Path, kw: dict[str, Any]) -> Recording:
@@ -120,12 +168,3 @@ def _call(reader: Callable[..., Recording], path: Path, kw: dict[str, Any]) -> R
             f"it accepts {accepted}"
         )
     return reader(path, **kw)
-
-
-def _has_dicom_preamble(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"

@@ -52,6 +52,17 @@ def apply_crop_flip(frames: np.ndarray, crop: Crop | None, flip: bool) -> np.nda
     return frames
 
 
+def positive_fps(fps: Any, path: Path | None) -> float:
+    """``fps`` as a positive finite float; otherwise a :class:`MediaError` naming ``path``."""
+    try:
+        f = float(fps)
+    except (TypeError, ValueError):
+        raise MediaError(f"fps must be a number, got {fps!r}", path) from None
+    if not (np.isfinite(f) and f > 0):
+        raise MediaError(f"fps must be a positive frame rate, got {fps!r}", path)
+    return f
+
+
 def user_spacing(
     value: Sequence[float] | float | None, path: Path | None
 ) -> tuple[float, float] | None:
@@ -105,6 +116,39 @@ def to_uint8(image: np.ndarray, bits_stored: int | None, path: Path | None) -> n
     span = float(2**bits - 1)
     out = (a.astype(np.float64) - lo) * (255.0 / span)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def data_bit_depth(image: np.ndarray) -> int:
+    """Bits that unsigned integer pixel data really use: the bit length of the largest value,
+    at least 8, rounded up to an even number (10, 12, 14 or 16 bit, as scanners and cameras
+    store them).
+
+    A 16-bit container is only the storage type: 12-bit data (0..4095) in 16-bit words are
+    12-bit, 8-bit data in 16-bit words are 8-bit. Judge it over a whole recording so that
+    every frame is scaled alike.
+    """
+    a = np.asarray(image)
+    top = int(a.max()) if a.size else 0
+    bits = max(8, top.bit_length())
+    return bits + (bits % 2)
+
+
+def scale_to_uint8(image: np.ndarray, path: Path | None) -> tuple[np.ndarray, int]:
+    """Unsigned integer grey data -> ``(uint8 data, bits used)``, scaled by the bit depth the
+    data use (:func:`data_bit_depth`): ``v * 255 / (2**bits - 1)``, rounded."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a, 8
+    if a.dtype.kind == "b":
+        return a.astype(np.uint8) * 255, 1
+    if a.dtype.kind not in "iu" or (a.size and int(a.min()) < 0):
+        raise MediaError(
+            f"pixel type {a.dtype} with these values is not supported; export unsigned 8- or "
+            "16-bit images",
+            path,
+        )
+    bits = data_bit_depth(a)
+    return to_uint8(a, bits, path), bits
 
 
 def finish_meta(

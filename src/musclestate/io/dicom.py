@@ -14,9 +14,15 @@ Pixel spacing ``(row_mm, col_mm)``, from the first of these that applies, record
 (``"dicom:PixelSpacing"``). Ultrasound scanners often fill only the regions. A user value that
 disagrees with the file's tags by more than 1 % is logged as a warning.
 
+A frame with several calibrated regions of different spacing (a dual view) has no one spacing:
+the crop selects the region whose spacing is used, and without a crop (or a user spacing) the
+file is refused with a :class:`RegionChoiceError` that lists the regions (bounds, mm/px).
+
 Colour (RGB, YBR, palette) images become ITU-R BT.601 luma; MONOCHROME1 is inverted so that
-bright means echogenic; more than 8 stored bits are scaled to 0..255. No patient data is copied
-into the metadata.
+bright means echogenic. More than 8 bits are scaled to 0..255 by the depth of the data: Bits
+Stored where it is less than Bits Allocated, otherwise the depth the values use (8-bit palette
+entries stored in 16-bit words are 8-bit; see :func:`musclestate.io._common.data_bit_depth`);
+``meta.extra["bit_depth"]`` records it. No patient data is copied into the metadata.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from musclestate.io._common import (
     depth_spacing,
     finish_meta,
     make_recording,
+    scale_to_uint8,
     to_luma,
     to_uint8,
     user_spacing,
@@ -73,6 +80,59 @@ class UltrasoundRegion:
         x, y, w, h = crop
         x0, y0, x1, y1 = self.bbox
         return x >= x0 and y >= y0 and x + w - 1 <= x1 and y + h - 1 <= y1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: bounds, crop rectangle, spacing and whether it is tissue (B-mode)."""
+        return {
+            "bbox": list(self.bbox),
+            "crop": list(self.crop),
+            "spacing_mm": list(self.spacing_mm),
+            "tissue": self.tissue,
+        }
+
+    def describe(self, index: int) -> str:
+        x0, y0, x1, y1 = self.bbox
+        x, y, w, h = self.crop
+        return (
+            f"region {index} at x {x0}-{x1}, y {y0}-{y1} (crop {x} {y} {w} {h}): "
+            f"{self.spacing_mm[0]:.4g} x {self.spacing_mm[1]:.4g} mm/px"
+        )
+
+
+class RegionChoiceError(MediaError):
+    """A DICOM frame holds calibrated regions of different spacing and nothing chose one.
+
+    Attributes:
+        regions: the calibrated 2-D regions, in file order.
+        n_frames: frames the file holds; frame_shape: ``(rows, columns)`` of the whole frame.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        path: Path,
+        regions: list[UltrasoundRegion],
+        n_frames: int,
+        frame_shape: tuple[int, int],
+    ) -> None:
+        super().__init__(message, path)
+        self.regions = regions
+        self.n_frames = n_frames
+        self.frame_shape = frame_shape
+
+
+def _region_choice_error(
+    why: str, regions: list[UltrasoundRegion], path: Path, ds: Any
+) -> RegionChoiceError:
+    listing = "; ".join(r.describe(i) for i, r in enumerate(regions))
+    return RegionChoiceError(
+        f"{why}: {listing}. Give a crop inside one region (--crop X Y W H, crop = [x, y, w, h] "
+        "in a manifest) to use its spacing, or give pixel_spacing_mm",
+        path,
+        regions,
+        int(ds.get("NumberOfFrames", 1) or 1),
+        (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)),
+    )
 
 
 def ultrasound_regions(ds: Any) -> list[UltrasoundRegion]:
@@ -141,8 +201,9 @@ def _read_dataset(path: Path) -> Any:
         ) from None
 
 
-def _pixels(ds: Any, path: Path) -> np.ndarray:
-    """``(T, H, W)`` uint8 grey frames from the dataset's pixel data."""
+def _pixels(ds: Any, path: Path) -> tuple[np.ndarray, tuple[int, str]]:
+    """``(T, H, W)`` uint8 grey frames from the dataset's pixel data, and the bit depth used
+    with where it came from."""
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise MediaError("holds no pixel data (not an image)", path)
     try:
@@ -159,7 +220,9 @@ def _pixels(ds: Any, path: Path) -> np.ndarray:
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    bits = int(ds.get("BitsStored", 8) or 8)
+    allocated = int(ds.get("BitsAllocated", 8) or 8)
+    bits = int(ds.get("BitsStored", allocated) or allocated)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
     if photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
@@ -167,15 +230,21 @@ def _pixels(ds: Any, path: Path) -> np.ndarray:
             rgb = np.asarray(apply_color_lut(arr, ds))
         except Exception as exc:
             raise MediaError(f"cannot apply the palette ({exc})", path) from None
-        lut_bits = 16 if rgb.dtype.itemsize > 1 else 8
-        arr = to_luma(to_uint8(rgb, lut_bits, path)) if lut_bits > 8 else to_luma(rgb)
+        # Palette entries are often 8-bit values in 16-bit words (PS3.3 C.7.6.3.1.5): the
+        # data, not the descriptor, say which.
+        rgb8, used = scale_to_uint8(rgb, path)
+        arr, depth = to_luma(rgb8), (used, "data:palette")
     elif samples == 3:
         # pydicom returns YBR data converted to RGB; take luma of 8-bit RGB.
-        arr = to_luma(to_uint8(arr, bits, path))
+        rgb8, used = scale_to_uint8(arr, path)
+        arr, depth = to_luma(rgb8), (used, "data")
+    elif signed or 8 < bits < allocated:
+        arr, depth = to_uint8(arr, bits, path), (bits, "dicom:BitsStored")
     else:
-        arr = to_uint8(arr, bits, path)
-        if photometric == "MONOCHROME1":
-            arr = 255 - arr
+        arr, used = scale_to_uint8(arr, path)
+        depth = (used, "data" if allocated > 8 else "dicom:BitsStored")
+    if photometric == "MONOCHROME1":
+        arr = 255 - arr
     if n_frames == 1 and arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[0] != n_frames:
@@ -183,7 +252,7 @@ def _pixels(ds: Any, path: Path) -> np.ndarray:
             f"pixel data decoded to shape {arr.shape}, expected {n_frames} frame(s) of 2-D images",
             path,
         )
-    return arr
+    return arr, depth
 
 
 def _frame_times(ds: Any, n: int, fps: float | None, path: Path) -> tuple[np.ndarray, str]:
@@ -250,24 +319,53 @@ def read_dicom(
         depth_mm: imaging depth spanned by the (cropped) image rows; overrides the tags.
         fps: frame rate in frames/s; overrides the file's timing tags.
         crop: ``(x, y, w, h)`` in 0-based pixels, or ``"us_region"`` for the bounding box of
-            the calibrated B-mode region in the Sequence of Ultrasound Regions.
+            the calibrated B-mode region in the Sequence of Ultrasound Regions. With several
+            regions of different spacing, the region holding the crop gives the spacing.
         flip_horizontal: mirror left-right (after cropping).
         meta: recording metadata; ``None`` gives participant ``"unknown"``, trial = file stem.
 
     Raises:
         MediaError: missing, non-DICOM, truncated or undecodable file; no pixel data; a
             multi-frame file without timing and no ``fps``; a crop outside the image.
+        RegionChoiceError: regions of different spacing and neither a crop inside one of them
+            nor a user spacing (the message lists the regions).
     """
     path = Path(path)
     if pixel_spacing_mm is not None and depth_mm is not None:
         raise MediaError("give pixel_spacing_mm or depth_mm, not both", path)
     ds = _read_dataset(path)
-    frames = _pixels(ds, path)
-    n, height, width = frames.shape
-    regions = ultrasound_regions(ds)
+    try:
+        regions = ultrasound_regions(ds)
+    except Exception as exc:  # pydicom parses values lazily: a damaged sequence fails here
+        raise MediaError(
+            f"cannot parse the Sequence of Ultrasound Regions ({type(exc).__name__}: "
+            f"{str(exc)[:120]}); the file is probably truncated or corrupt",
+            path,
+        ) from None
+    user_given = pixel_spacing_mm is not None or depth_mm is not None
+    distinct = {r.spacing_mm for r in regions if r.tissue} or {r.spacing_mm for r in regions}
+    several = len(distinct) > 1
     if isinstance(crop, str):
         if crop != "us_region":
             raise MediaError(f"crop must be (x, y, w, h) or 'us_region', got {crop!r}", path)
+        if several:
+            raise _region_choice_error(
+                "crop='us_region' but the file holds calibrated regions of different spacing",
+                regions,
+                path,
+                ds,
+            )
+    elif crop is None and several and not user_given:
+        raise _region_choice_error(
+            "holds calibrated ultrasound regions of different pixel spacing, so no one spacing "
+            "fits the whole frame",
+            regions,
+            path,
+            ds,
+        )
+    frames, (bit_depth, bit_source) = _pixels(ds, path)
+    n, height, width = frames.shape
+    if isinstance(crop, str):
         chosen = _pick_region(regions, None)
         if chosen is None:
             raise MediaError(
@@ -279,6 +377,14 @@ def read_dicom(
     else:
         box = None if crop is None else check_crop(crop, width, height, path)
         chosen = _pick_region(regions, box)
+        if box is not None and chosen is None and several and not user_given:
+            raise _region_choice_error(
+                f"crop {' '.join(map(str, box))} does not lie inside one calibrated region, and "
+                "the regions' spacings differ",
+                regions,
+                path,
+                ds,
+            )
     frames = np.ascontiguousarray(apply_crop_flip(frames, box, flip_horizontal))
     t_s, time_source = _frame_times(ds, n, fps, path)
 
@@ -323,7 +429,10 @@ def read_dicom(
             "tag_spacing_mm": None if tag_spacing is None else list(tag_spacing),
             "tag_spacing_source": tag_source,
             "us_region": None if chosen is None else list(chosen.bbox),
+            "us_regions": [r.to_dict() for r in regions],
         },
+        "bit_depth": bit_depth,
+        "bit_depth_source": bit_source,
         "crop": None if box is None else list(box),
         "flip_horizontal": bool(flip_horizontal),
     }

@@ -5,14 +5,20 @@ series, whatever the file type:
 
 - **CSV** (``,``, ``;`` or tab separated, one header row): a time column named ``time``,
   ``time_s``, ``t`` or ``t_s`` (any case; or ``time_column=``) plus one column per channel.
-  Header cells may carry units as ``name [unit]``; a time column in ``[ms]`` or ``[us]`` is
-  converted to seconds. Without a time column, pass ``rate_hz=`` (samples start at 0 s).
+  Header cells may carry units as ``name [unit]``, or a second row may hold the units (a row
+  with no number in it); a time column in ``ms`` or ``us`` is converted to seconds. Lines
+  starting with ``#`` (instrument preambles, comments) and blank lines are skipped; error
+  messages give the line number in the file. With ``;`` or tab separators a decimal comma
+  (``0,5``) is read as a decimal point, as those locales write it. Without a time column, pass
+  ``rate_hz=`` (samples start at 0 s).
 - **MATLAB .mat**: v4-v7 through :func:`scipy.io.loadmat`, v7.3 (HDF5) through h5py. Choose the
   struct holding the channels with ``mat_group="a.b.c"`` (e.g. the Drazan et al. 2019
   ``push_data.mat``: ``mat_group="clips.p6_isokinetic030_01.push_01"``). In that struct a time
   field (names as for CSV) gives the clock; every numeric vector of the same length is a channel;
-  an ``(N, k)`` matrix gives channels ``name_0 .. name_{k-1}``. MATLAB carries no units: give them
-  with ``units=``. Vectors of another length (e.g. ``frameInds``, one sample index per video
+  a matrix gives one channel per row or column, ``name_0 .. name_{k-1}``, oriented by the axis
+  whose length matches the time vector (``(N, k)`` samples x channels and ``(k, N)`` channels x
+  samples both work; a square one is refused). MATLAB carries no units: give them with
+  ``units=``. Vectors of another length (e.g. ``frameInds``, one sample index per video
   frame) are returned only when named in ``channels``, as a Signal over their own element
   number (``t_s = 0, 1, 2, ...``, unit ``"index"``).
 - **C3D** analog channels through ezc3d, with labels, units and rate from the ANALOG parameters,
@@ -20,7 +26,10 @@ series, whatever the file type:
   on a damaged file, so the header is checked here first and ezc3d runs in a separate
   interpreter with a time limit.
 
-Every failure raises :class:`~musclestate.errors.SignalError` naming the file.
+:func:`read_signal_file` also returns what the reader corrected or set aside (decimal comma,
+preamble lines, units row, matrix orientation, arrays that are not channels); ``probe`` shows
+it and ``import`` keeps it in the recording's provenance. Every failure raises
+:class:`~musclestate.errors.SignalError` naming the file.
 """
 
 from __future__ import annotations
@@ -35,25 +44,41 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from musclestate.errors import InputError, SignalError
+from musclestate.io.formats import SIGNAL_SUFFIXES
 from musclestate.records import Signal, check_times
 
 log = logging.getLogger(__name__)
 
 #: Column/field names taken as the time axis when ``time_column`` is not given (any case).
 TIME_NAMES = ("time", "time_s", "t", "t_s")
-#: Suffixes read by :func:`read_signals`.
-SIGNAL_SUFFIXES = (".csv", ".txt", ".tsv", ".mat", ".c3d")
+_DECIMAL_COMMA = re.compile(r"(?<![\d.,])-?\d+,\d+(?:[eE][-+]?\d+)?(?![\d.,])")
 
 _TIME_SCALE = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
 _HEADER_UNIT = re.compile(r"^(?P<name>.*?)\s*\[(?P<unit>[^\[\]]*)\]\s*$")
 #: Seconds allowed for ezc3d to read one C3D file before it is judged stuck.
 C3D_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class SignalFile:
+    """The signals of one file and what the reader noted about it.
+
+    Attributes:
+        signals: ``{name: Signal}``.
+        notes: JSON-ready corrections and set-asides, e.g. ``{"decimal": ",",
+            "preamble_lines": 3, "units_row_line": 2, "matrices": {...}, "not_channels": {...}}``
+            (empty when the file needed none).
+    """
+
+    signals: dict[str, Signal]
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def read_signals(
@@ -65,7 +90,27 @@ def read_signals(
     mat_group: str | None = None,
     rate_hz: float | None = None,
 ) -> dict[str, Signal]:
-    """Read the signals in a CSV, MATLAB .mat or C3D file.
+    """The signals of :func:`read_signal_file` (same arguments and errors), without the notes."""
+    return read_signal_file(
+        path,
+        channels=channels,
+        units=units,
+        time_column=time_column,
+        mat_group=mat_group,
+        rate_hz=rate_hz,
+    ).signals
+
+
+def read_signal_file(
+    path: str | Path,
+    *,
+    channels: Sequence[str] | None = None,
+    units: Mapping[str, str] | None = None,
+    time_column: str | None = None,
+    mat_group: str | None = None,
+    rate_hz: float | None = None,
+) -> SignalFile:
+    """Read the signals in a CSV, MATLAB .mat or C3D file, with the reader's notes.
 
     Args:
         path: the file; the reader is chosen by suffix (``.csv``/``.txt``/``.tsv``, ``.mat``,
@@ -79,7 +124,8 @@ def read_signals(
         rate_hz: sampling rate for a CSV or .mat group without a time column.
 
     Returns:
-        ``{name: Signal}`` with ``t_s`` in seconds, strictly increasing, and finite values.
+        :class:`SignalFile`: ``signals`` ``{name: Signal}`` with ``t_s`` in seconds, strictly
+        increasing, and finite values; ``notes`` what the reader corrected or set aside.
 
     Raises:
         SignalError: missing/unreadable file, unknown suffix, no time axis, unknown channel,
@@ -93,10 +139,13 @@ def read_signals(
     if rate_hz is not None and not (np.isfinite(rate_hz) and rate_hz > 0):
         raise SignalError(f"rate_hz must be a positive number, got {rate_hz!r}", path)
     suffix = path.suffix.lower()
+    notes: dict[str, Any] = {}
     if suffix in (".csv", ".txt", ".tsv"):
-        columns, file_units, t_s = _read_csv(path, time_column, rate_hz)
+        columns, file_units, t_s = _read_csv(path, time_column, rate_hz, notes)
     elif suffix == ".mat":
-        columns, file_units, t_s = _read_mat(path, mat_group, time_column, rate_hz, channels)
+        from musclestate.io._mat import read_mat
+
+        columns, file_units, t_s = read_mat(path, mat_group, time_column, rate_hz, channels, notes)
     elif suffix == ".c3d":
         if mat_group is not None or time_column is not None:
             raise SignalError("mat_group and time_column do not apply to C3D files", path)
@@ -106,7 +155,7 @@ def read_signals(
             f"unknown signal file type {suffix!r}; expected one of {', '.join(SIGNAL_SUFFIXES)}",
             path,
         )
-    return _select(path, columns, file_units, t_s, channels, units)
+    return SignalFile(_select(path, columns, file_units, t_s, channels, units), notes)
 
 
 def _select(
@@ -148,7 +197,8 @@ def _select(
     return out
 
 
-def _time_key(names: Sequence[str], time_column: str | None, path: Path) -> str | None:
+def time_key(names: Sequence[str], time_column: str | None, path: Path) -> str | None:
+    """The time column among ``names``: ``time_column`` if given, else one of TIME_NAMES."""
     if time_column is not None:
         if time_column not in names:
             raise SignalError(
@@ -163,7 +213,7 @@ def _time_key(names: Sequence[str], time_column: str | None, path: Path) -> str 
     return hits[0] if hits else None
 
 
-def _time_axis(
+def time_axis(
     t_raw: np.ndarray | None, unit: str, n: int, rate_hz: float | None, what: str, path: Path
 ) -> np.ndarray:
     """Seconds from a time column (with its unit) or from ``rate_hz``."""
@@ -207,219 +257,147 @@ def _delimiter(header: str) -> str | None:
 
 
 def _read_csv(
-    path: Path, time_column: str | None, rate_hz: float | None
+    path: Path, time_column: str | None, rate_hz: float | None, notes: dict[str, Any]
 ) -> tuple[dict[str, np.ndarray], dict[str, str], np.ndarray]:
     text = _read_text(path)
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
+    # (1-based line number in the file, text) of every line that is not blank or a # comment.
+    lines = [
+        (i + 1, ln)
+        for i, ln in enumerate(text.splitlines())
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     if not lines:
         raise SignalError("is empty; expected a header row and data rows", path)
-    delim = _delimiter(lines[0])
-    header = next(csv.reader([lines[0]], delimiter=delim)) if delim else lines[0].split()
+    header_no, header_line = lines[0]
+    if header_no > 1:
+        notes["preamble_lines"] = header_no - 1
+        notes["header_line"] = header_no
+    delim = _delimiter(header_line)
+    header = next(csv.reader([header_line], delimiter=delim)) if delim else header_line.split()
     names: list[str] = []
     file_units: dict[str, str] = {}
     for k, cell in enumerate(header):
         m = _HEADER_UNIT.match(cell.strip())
         name = (m.group("name") if m else cell).strip()
         if not name:
-            raise SignalError(f"header cell {k + 1} is empty; every column needs a name", path)
+            raise SignalError(
+                f"header cell {k + 1} is empty (line {header_no}); every column needs a name", path
+            )
         if name in file_units:
             raise SignalError(f"column name {name!r} appears twice in the header", path)
         names.append(name)
         file_units[name] = m.group("unit").strip() if m else ""
-    data = _parse_rows(lines[1:], delim, len(names), path)
+    body = lines[1:]
+    decimal = "."
+    if delim != "," and any(_DECIMAL_COMMA.search(ln) for _, ln in body[:200]):
+        decimal = ","
+        notes["decimal"] = ","
+        notes["delimiter"] = "tab" if delim == "\t" else (delim or "whitespace")
+    if body:
+        units_row = _units_row(body[0][1], delim, decimal, len(names))
+        if units_row is not None:
+            notes["units_row_line"] = body[0][0]
+            for name, unit in zip(names, units_row, strict=True):
+                if not file_units[name]:
+                    file_units[name] = unit
+            body = body[1:]
+    data = _parse_rows(body, delim, decimal, names, header_no, path)
     if data.shape[0] == 0:
         raise SignalError("has a header but no data rows", path)
-    tkey = _time_key(names, time_column, path)
+    tkey = time_key(names, time_column, path)
     cols = {n: data[:, j] for j, n in enumerate(names)}
     t_raw = cols.pop(tkey) if tkey is not None else None
     t_unit = file_units.pop(tkey, "") if tkey is not None else ""
-    t_s = _time_axis(t_raw, t_unit, data.shape[0], rate_hz, "CSV", path)
+    t_s = time_axis(t_raw, t_unit, data.shape[0], rate_hz, "CSV", path)
     return cols, file_units, t_s
 
 
-def _parse_rows(rows: list[str], delim: str | None, n_cols: int, path: Path) -> np.ndarray:
+def _cells(line: str, delim: str | None) -> list[str]:
+    return next(csv.reader([line], delimiter=delim)) if delim else line.split()
+
+
+def _is_number(cell: str, decimal: str) -> bool:
+    try:
+        float(cell.replace(",", ".") if decimal == "," else cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _units_row(line: str, delim: str | None, decimal: str, n_cols: int) -> list[str] | None:
+    """The cells of a units row (no cell a number, as many cells as columns), else ``None``."""
+    cells = [c.strip() for c in _cells(line, delim)]
+    if len(cells) != n_cols or any(_is_number(c, decimal) for c in cells if c):
+        return None
+    if not any(cells):
+        return None
+    return [c[1:-1].strip() if c.startswith(("[", "(")) and len(c) > 1 else c for c in cells]
+
+
+def _header_hint(header_no: int, names: list[str]) -> str:
+    return (
+        f"; the header was taken from line {header_no} ({', '.join(names)}): if lines before "
+        "the header are a preamble, start them with # so they are skipped"
+    )
+
+
+def _parse_rows(
+    rows: list[tuple[int, str]],
+    delim: str | None,
+    decimal: str,
+    names: list[str],
+    header_no: int,
+    path: Path,
+) -> np.ndarray:
     """Rows of numbers -> ``(N, n_cols)`` float64; empty cells become NaN (reported later).
 
-    Fast path: numpy's C parser. On failure, a slow pass finds the offending row and column.
+    ``rows`` are ``(line number in the file, text)``. Fast path: numpy's C parser. On failure,
+    a slow pass finds the offending line and column.
     """
+    n_cols = len(names)
     if not rows:
         return np.zeros((0, n_cols))
+    texts = [ln.replace(",", ".") if decimal == "," else ln for _, ln in rows]
     try:
-        data = np.loadtxt(io.StringIO("\n".join(rows)), delimiter=delim, ndmin=2, dtype=np.float64)
-        if data.shape[1] == n_cols:
+        data = np.loadtxt(io.StringIO("\n".join(texts)), delimiter=delim, ndmin=2, dtype=np.float64)
+        if data.shape == (len(rows), n_cols):
             return data
     except ValueError:
         pass
     out = np.empty((len(rows), n_cols), dtype=np.float64)
-    reader = csv.reader(rows, delimiter=delim) if delim else (r.split() for r in rows)
-    for i, cells in enumerate(reader):
-        line = i + 2  # 1-based, after the header
+    for i, (line_no, text) in enumerate(rows):
+        cells = _cells(text, delim)
         if len(cells) != n_cols:
+            hint = ""
+            pieces = [c.strip().lstrip("-") for c in cells]
+            if delim == "," and len(cells) > n_cols and all(p.isdigit() for p in pieces):
+                hint = (
+                    "; the numbers look like they use decimal commas, which cannot be told apart "
+                    "from ',' separators: export with ';' between fields"
+                )
+            elif header_no > 1 or len(cells) > n_cols:
+                hint = _header_hint(header_no, names)
             raise SignalError(
-                f"line {line} has {len(cells)} cells but the header names {n_cols} columns", path
+                f"line {line_no} has {len(cells)} cells but the header names {n_cols} columns"
+                + hint,
+                path,
             )
         for j, cell in enumerate(cells):
             c = cell.strip()
             try:
-                out[i, j] = float(c) if c else np.nan
+                out[i, j] = float(c.replace(",", ".") if decimal == "," else c) if c else np.nan
             except ValueError:
+                hint = ""
+                if _DECIMAL_COMMA.fullmatch(c):
+                    hint = "; a decimal comma inside a ',' separated file: export with ';'"
+                elif i == 0:
+                    hint = _header_hint(header_no, names)
                 raise SignalError(
-                    f"line {line}, column {j + 1}: {c[:40]!r} is not a number", path
+                    f"line {line_no}, column {j + 1}: {c[:40]!r} is not a number (column "
+                    f"{names[j]!r}){hint}",
+                    path,
                 ) from None
     return out
-
-
-# ---- MATLAB ----------------------------------------------------------------------------------
-
-
-def _is_hdf5(path: Path) -> bool:
-    # MATLAB v7.3 files are HDF5 with a 512-byte user block: the signature sits at 0 or 512.
-    sig = b"\x89HDF\r\n\x1a\n"
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(520)
-    except OSError:
-        return False
-    return head[:8] == sig or head[512:520] == sig
-
-
-def _read_mat(
-    path: Path,
-    mat_group: str | None,
-    time_column: str | None,
-    rate_hz: float | None,
-    channels: Sequence[str] | None,
-) -> tuple[dict[str, np.ndarray], dict[str, str], np.ndarray]:
-    keys = [k for k in re.split(r"[./]", mat_group) if k] if mat_group else []
-    tree = _mat_v73_group(path, keys) if _is_hdf5(path) else _mat_v5_group(path, keys)
-    where = f"group {mat_group!r}" if mat_group else "the top level"
-    arrays: dict[str, np.ndarray] = {}
-    for name, value in tree.items():
-        a = _numeric(value)
-        if a is None:
-            continue
-        if a.ndim == 1:
-            arrays[name] = a
-        elif a.ndim == 2:
-            for j in range(a.shape[1]):
-                arrays[f"{name}_{j}"] = a[:, j]
-    if not arrays:
-        groups = [k for k, v in tree.items() if isinstance(v, dict)]
-        raise SignalError(
-            f"{where} holds no numeric vectors"
-            + (
-                f"; it holds the groups {', '.join(groups)}: choose one with mat_group="
-                if groups
-                else ""
-            ),
-            path,
-        )
-    tkey = _time_key(list(arrays), time_column, path)
-    t_raw = arrays.pop(tkey) if tkey is not None else None
-    n = t_raw.size if t_raw is not None else _majority_length(arrays)
-    t_s = _time_axis(t_raw, "s", n, rate_hz, f"MATLAB {where}", path)
-    on_axis = {k: v for k, v in arrays.items() if v.size == n}
-    off_axis = {k: v for k, v in arrays.items() if v.size != n}
-    requested = set(channels or [])
-    for name, value in off_axis.items():
-        if name in requested:
-            on_axis[name] = value
-        else:
-            log.debug("%s: %s has %d elements, not %d: not a channel", path, name, value.size, n)
-    units = {k: "index" for k in off_axis if k in requested}
-    if channels is not None:
-        missing = [c for c in channels if c not in on_axis]
-        if missing:
-            raise SignalError(
-                f"unknown channel(s) {', '.join(map(repr, missing))} in {where}; available: "
-                f"{', '.join(list(on_axis) + sorted(off_axis))}",
-                path,
-            )
-    return on_axis, units, t_s
-
-
-def _majority_length(arrays: Mapping[str, np.ndarray]) -> int:
-    sizes, counts = np.unique([a.size for a in arrays.values()], return_counts=True)
-    return int(sizes[np.argmax(counts)])
-
-
-def _numeric(value: Any) -> np.ndarray | None:
-    """A numeric, non-scalar array as float64 with MATLAB's singleton dimensions removed."""
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf" or value.size < 2:
-        return None
-    a = np.squeeze(value)
-    if a.ndim > 2:
-        return None
-    return a.astype(np.float64)
-
-
-def _mat_v5_group(path: Path, keys: list[str]) -> dict[str, Any]:
-    import scipy.io
-
-    try:
-        data = scipy.io.loadmat(path, simplify_cells=True)
-    except NotImplementedError:
-        raise SignalError("is a MATLAB v7.3 file without an HDF5 signature", path) from None
-    except MemoryError:
-        raise SignalError("claims sizes too large to load; the file is corrupt", path) from None
-    except Exception as exc:  # scipy.io raises many types on damaged files; wrap them all
-        raise SignalError(
-            f"cannot read as a MATLAB file ({type(exc).__name__}: {str(exc)[:120]}); the file "
-            "is corrupt, truncated or not a .mat file",
-            path,
-        ) from None
-    node: Any = {k: v for k, v in data.items() if not k.startswith("__")}
-    for depth, key in enumerate(keys):
-        if isinstance(node, list | np.ndarray) and key.isdigit():
-            seq = list(node)
-            if int(key) >= len(seq):
-                raise SignalError(f"index {key} out of range ({len(seq)} elements)", path)
-            node = seq[int(key)]
-            continue
-        if not isinstance(node, dict) or key not in node:
-            here = ".".join(keys[:depth]) or "top level"
-            options = ", ".join(node) if isinstance(node, dict) else "(not a struct)"
-            raise SignalError(f"no field {key!r} in {here}; available: {options}", path)
-        node = node[key]
-    if not isinstance(node, dict):
-        raise SignalError(f"{'.'.join(keys) or 'top level'} is not a struct of channels", path)
-    return node
-
-
-def _mat_v73_group(path: Path, keys: list[str]) -> dict[str, Any]:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as fh:
-            node: Any = fh
-            for depth, key in enumerate(keys):
-                if not isinstance(node, h5py.Group) or key not in node:
-                    here = "/".join(keys[:depth]) or "top level"
-                    options = ", ".join(node) if isinstance(node, h5py.Group) else "(a dataset)"
-                    raise SignalError(f"no field {key!r} in {here}; available: {options}", path)
-                node = node[key]
-            if not isinstance(node, h5py.Group):
-                raise SignalError(f"{'/'.join(keys)} is not a struct of channels", path)
-            out: dict[str, Any] = {}
-            for name, item in node.items():
-                if name.startswith("#"):
-                    continue  # MATLAB's #refs# group
-                if isinstance(item, h5py.Group):
-                    out[name] = {}
-                elif item.dtype.kind in "biuf" and item.attrs.get("MATLAB_class") != b"char":
-                    # MATLAB writes column-major: the HDF5 shape is the transpose.
-                    out[name] = np.asarray(item[()]).T
-            return out
-    except SignalError:
-        raise
-    except Exception as exc:  # h5py raises OSError/KeyError/ValueError on damaged files
-        raise SignalError(
-            f"cannot read as a MATLAB v7.3 (HDF5) file ({type(exc).__name__}: "
-            f"{str(exc)[:120]}); the file is corrupt or truncated",
-            path,
-        ) from None
 
 
 # ---- C3D -------------------------------------------------------------------------------------

@@ -13,6 +13,16 @@ studio-range conversion therefore keeps its 16..235 levels. Other formats (RGB, 
 >8-bit) go through FFmpeg's own conversion to ``gray``. :func:`frame_luma` is the rule, for
 any code that decodes frames itself (live sources) and must match what training data saw.
 
+Display rotation: a phone film carries a display matrix (side data) that players apply; frames
+are returned as players show them (right-angle turns and mirrors, see :class:`DisplayTransform`;
+crops are given in the shown frame), and ``meta.extra["video"]`` records the clockwise turn
+applied (``rotation_deg``) and any mirroring.
+
+Frame count: the decoded frames and their time stamps are the truth. A container may list more
+frames than are shown (an MP4 trimmed through an edit list without re-encoding, an AVI with
+empty chunks for skipped frames); the difference is recorded, not refused. A file whose decoded
+frames stop before the stream's stated duration is truncated, and that is an error.
+
 Repeated frames: a screen capture that records faster than the scanner produces runs of frames
 that differ only by compression noise. :func:`find_repeated_frames` documents the rule used.
 """
@@ -20,30 +30,43 @@ that differ only by compression noise. :func:`find_repeated_frames` documents th
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from musclestate._atomic import atomic_file
-from musclestate.errors import InputError, MediaError
+from musclestate.errors import MediaError
 from musclestate.io._common import (
     Crop,
     check_crop,
     depth_spacing,
     finish_meta,
     make_recording,
+    positive_fps,
     user_spacing,
 )
+from musclestate.io.formats import VIDEO_SUFFIXES
+from musclestate.io.repeats import find_repeated_frames, mean_abs_differences
+from musclestate.io.video_write import write_video
 from musclestate.records import Recording, RecordingMeta
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "VideoInfo",
+    "VideoReader",
+    "find_repeated_frames",
+    "frame_luma",
+    "iter_video",
+    "mean_abs_differences",
+    "probe_video",
+    "read_video",
+    "write_video",
+]
 
-#: Suffixes :func:`musclestate.io.read_recording` sends here.
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".avi", ".mov", ".wmv", ".mkv", ".webm", ".mpg", ".mpeg")
+log = logging.getLogger(__name__)
 
 # 8-bit formats whose first plane is luma at full resolution: read it directly (no swscale pass).
 _LUMA_FORMATS = frozenset(
@@ -64,24 +87,23 @@ _LUMA_FORMATS = frozenset(
     }
 )
 
-_WRITE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-
-# Time base used when writing: 90 kHz, the MPEG convention, exact for 25/30/50/60 fps.
-_WRITE_TIME_BASE = Fraction(1, 90_000)
-
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says about a video's first video stream (nothing is decoded).
+    """What a video's first video stream holds, as players show it.
 
     Attributes:
-        path: the file.
-        width, height: frame size in pixels.
-        n_frames: frame count from the container index (0 where the container has none).
+        path: the file (or device URL).
+        width, height: shown frame size in pixels (after the display rotation).
+        n_frames: frame count the container lists (0 where it has none); the decoded frames
+            may be fewer (edit lists, skipped-frame chunks).
         fps: average frame rate from the container (``nan`` where unknown).
         duration_s: stream duration in seconds (``nan`` where unknown).
         codec: decoder name, e.g. ``"h264"``.
         pixel_format: decoded pixel format, e.g. ``"yuv420p"``.
+        rotation_deg: clockwise turn applied to the stored frames for display (0, 90, 180, 270).
+        stored_width, stored_height: frame size as stored in the stream.
+        mirrored: the display matrix also mirrors the frames (applied).
     """
 
     path: Path
@@ -92,69 +114,14 @@ class VideoInfo:
     duration_s: float
     codec: str
     pixel_format: str
-
-
-def _import_av() -> Any:
-    import av  # heavy: imported on first use only
-
-    return av
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise MediaError("file not found; check the path", path)
-    if path.is_dir():
-        raise MediaError("is a folder, not a video file (read_image_folder reads folders)", path)
-
-
-def _open(path: Path) -> Any:
-    """Open ``path`` with PyAV and return ``(container, video_stream)``; errors -> MediaError."""
-    av = _import_av()
-    _check_file(path)
-    try:
-        container = av.open(str(path), mode="r")
-    except av.FFmpegError as exc:
-        raise MediaError(
-            f"cannot open as a video ({exc.strerror or type(exc).__name__}); the file is "
-            "corrupt, truncated or not a video",
-            path,
-        ) from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise MediaError(f"cannot open as a video ({exc})", path) from None
-    if not container.streams.video:
-        container.close()
-        raise MediaError("contains no video stream", path)
-    return container, container.streams.video[0]
-
-
-def probe_video(path: str | Path) -> VideoInfo:
-    """Read a video's size, frame count, rate and codec from its container, decoding nothing."""
-    path = Path(path)
-    container, stream = _open(path)
-    try:
-        cc = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate
-        duration = (
-            float(stream.duration * stream.time_base)
-            if stream.duration is not None and stream.time_base is not None
-            else float("nan")
-        )
-        return VideoInfo(
-            path=path,
-            width=int(cc.width),
-            height=int(cc.height),
-            n_frames=int(stream.frames or 0),
-            fps=float(rate) if rate else float("nan"),
-            duration_s=duration,
-            codec=str(cc.name),
-            pixel_format=str(cc.format.name) if cc.format is not None else "",
-        )
-    finally:
-        container.close()
+    rotation_deg: int = 0
+    stored_width: int = 0
+    stored_height: int = 0
+    mirrored: bool = False
 
 
 def frame_luma(frame: Any) -> np.ndarray:
-    """The ``(H, W)`` uint8 luma of a decoded PyAV ``VideoFrame`` (a view where possible).
+    """The ``(H, W)`` uint8 luma of a decoded PyAV ``VideoFrame`` as stored (a view where possible).
 
     The view may point into the decoder's buffer: copy it before decoding the next frame.
     """
@@ -167,150 +134,324 @@ def frame_luma(frame: Any) -> np.ndarray:
     return frame.to_ndarray(format="gray")
 
 
+@dataclass(frozen=True)
+class DisplayTransform:
+    """How players show a stored frame: the display matrix reduced to axis swaps and mirrors.
+
+    The display matrix (FFmpeg ``AV_FRAME_DATA_DISPLAYMATRIX``, ``libavutil/display.h``) maps a
+    stored pixel ``(x, y)`` to ``(a x + c y, b x + d y)``; for the right-angle turns and mirrors
+    that cameras write, ``a, b, c, d`` are -1, 0 or 1. Shown ``= stored.T`` when ``swap``, then
+    reversed along rows / columns where ``flip_rows`` / ``flip_cols``.
+
+    Attributes:
+        swap: rows and columns exchange (a 90 or 270 deg turn).
+        flip_rows, flip_cols: reverse the (swapped) rows / columns.
+        rotation_deg: clockwise turn players report (0, 90, 180, 270).
+        mirrored: the matrix mirrors the image (negative determinant).
+    """
+
+    swap: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+    rotation_deg: int = 0
+    mirrored: bool = False
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """The ``(H, W)`` stored image as shown (a view)."""
+        if self.swap:
+            image = image.T
+        if self.flip_rows:
+            image = image[::-1]
+        if self.flip_cols:
+            image = image[:, ::-1]
+        return image
+
+
+def display_transform(frame: Any, path: Path | str) -> DisplayTransform:
+    """The :class:`DisplayTransform` of a decoded PyAV frame's display-matrix side data.
+
+    Raises :class:`MediaError` for a matrix that is not a right-angle turn or mirror.
+    """
+    matrix = None
+    for sd in getattr(frame, "side_data", None) or []:
+        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
+            matrix = np.frombuffer(bytes(sd), dtype=np.int32)
+            break
+    if matrix is None or matrix.size < 5:
+        return DisplayTransform()
+    # 16.16 fixed point; a, b, c, d as in libavutil/display.h.
+    a, b, _, c, d = (float(v) / 65536.0 for v in matrix[:5])
+    unit = np.array([a, b, c, d])
+    signs = np.sign(np.round(unit, 3))
+    if not np.allclose(np.abs(unit), np.abs(signs), atol=1e-3) or abs(a * d - b * c) < 0.5:
+        angle = getattr(frame, "rotation", 0)
+        raise MediaError(
+            f"the display matrix turns frames by {angle} deg, not a right angle; re-encode the "
+            "video upright (e.g. ffmpeg -i IN OUT.mp4, which applies the rotation)",
+            None if isinstance(path, str) else path,
+        )
+    sa, sb, sc, sd_ = (int(v) for v in signs)
+    swap = sa == 0
+    # x' = a x + c y, y' = b x + d y (then shifted to start at 0).
+    flip_rows = (sb if swap else sd_) < 0
+    flip_cols = (sc if swap else sa) < 0
+    angle = int(getattr(frame, "rotation", 0) or 0)  # counter-clockwise, as FFmpeg reports it
+    return DisplayTransform(swap, flip_rows, flip_cols, (-angle) % 360, sa * sd_ - sb * sc < 0)
+
+
+class VideoReader:
+    """An open video file or capture device, decoded frame by frame with one set of rules.
+
+    Frames are the luma plane (:func:`frame_luma`), turned as players show them, then cropped
+    and mirrored. Iterating yields ``(t_s, frame)`` with ``frame`` an ``(h, w)`` uint8 view that
+    stays valid only until the next frame (copy it to keep it). Times:
+
+    - files: presentation time stamps ``pts * time_base`` minus the first decoded frame's, so
+      the first frame is at 0 s (``pts_start_s`` keeps the original start); with ``fps`` given,
+      ``k / fps`` instead. Time stamps that do not increase raise :class:`MediaError`.
+    - devices (``live=True``): capture times on the wall clock, 0 s at the first frame.
+
+    Args:
+        url: a video file, or a device URL (``/dev/video0``, a lavfi graph) with ``format``.
+        crop: ``(x, y, w, h)`` in 0-based pixels of the shown (rotated) frame.
+        flip_horizontal: mirror left-right after cropping.
+        fps: frame rate in frames/s that replaces a file's time stamps.
+        format: FFmpeg input format of a device (``"v4l2"``, ``"lavfi"``, ...); ``None`` for files.
+        options: FFmpeg input options for a device.
+        live: a capture device (times from the wall clock, no frame count).
+
+    Raises:
+        MediaError: missing, unreadable or corrupt file, no video stream, no decodable frame,
+            crop outside the shown frame, missing or non-increasing time stamps.
+    """
+
+    def __init__(
+        self,
+        url: str | Path,
+        *,
+        crop: Sequence[int] | None = None,
+        flip_horizontal: bool = False,
+        fps: float | None = None,
+        format: str | None = None,
+        options: dict[str, str] | None = None,
+        live: bool = False,
+    ) -> None:
+        import av  # heavy: imported on first use only
+
+        self._av = av
+        self.live = bool(live)
+        self.path: Path | str = str(url) if live else Path(url)
+        where = None if live else self.path
+        if not live:
+            _check_file(Path(url))
+        self.fps_override = None if fps is None else positive_fps(fps, where)
+        try:
+            self._container = av.open(str(url), mode="r", format=format, options=options or {})
+        except av.FFmpegError as exc:
+            what = f"device {url!r}" + (f" with format {format!r}" if format else "")
+            raise MediaError(
+                f"cannot open {'the ' + what if live else 'as a video'} "
+                f"({exc.strerror or type(exc).__name__}); "
+                + (
+                    "check the device name and that FFmpeg can read it"
+                    if live
+                    else "the file is corrupt, truncated or not a video"
+                ),
+                where,
+            ) from None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise MediaError(f"cannot open as a video ({exc})", where) from None
+        try:
+            self._setup(crop, flip_horizontal)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _setup(self, crop: Sequence[int] | None, flip_horizontal: bool) -> None:
+        where = None if self.live else self.path
+        if not self._container.streams.video:
+            raise MediaError("contains no video stream", where)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._stream = stream
+        self._frames = self._decode_all()
+        self._first = next(self._frames, None)
+        if self._first is None:
+            raise MediaError("contains zero decodable video frames", where)
+        self._display = display_transform(self._first, self.path)
+        cc = stream.codec_context
+        sh, sw = self._first.height, self._first.width
+        h, w = (sw, sh) if self._display.swap else (sh, sw)
+        rate = stream.average_rate or stream.guessed_rate
+        duration = (
+            float(stream.duration * stream.time_base)
+            if stream.duration is not None and stream.time_base is not None
+            else float("nan")
+        )
+        self.info = VideoInfo(
+            path=Path(self.path) if not self.live else Path(str(self.path)),
+            width=int(w),
+            height=int(h),
+            n_frames=0 if self.live else int(stream.frames or 0),
+            fps=float(rate) if rate else float("nan"),
+            duration_s=duration,
+            codec=str(cc.name),
+            pixel_format=str(cc.format.name) if cc.format is not None else "",
+            rotation_deg=self._display.rotation_deg,
+            stored_width=int(sw),
+            stored_height=int(sh),
+            mirrored=self._display.mirrored,
+        )
+        self.crop: Crop | None = None if crop is None else check_crop(crop, w, h, where)
+        self.flip_horizontal = bool(flip_horizontal)
+        self.pts_start_s = float("nan")
+        self.decoded = 0
+
+    def _decode_all(self) -> Iterator[Any]:
+        av = self._av
+        k = 0
+        demux = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(demux)
+                frames = packet.decode()
+            except StopIteration:
+                return
+            except av.FFmpegError as exc:
+                raise MediaError(
+                    f"decoding failed at frame {k} ({exc.strerror or type(exc).__name__}); the "
+                    "file is probably truncated or corrupt",
+                    None if self.live else self.path,
+                ) from None
+            for frame in frames:
+                yield frame
+                k += 1
+
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        where = None if self.live else self.path
+        tb = self._stream.time_base
+        frame: Any = self._first
+        self._first = None
+        if frame is None:
+            raise MediaError("a video can be iterated once; open it again", where)
+        t0 = time.perf_counter()
+        last = -np.inf
+        k = 0
+        try:
+            while frame is not None:
+                if self.live:
+                    t = time.perf_counter() - t0
+                else:
+                    pts = frame.pts if frame.pts is not None else frame.dts
+                    t_pts = None if pts is None or tb is None else float(pts * tb)
+                    if k == 0:
+                        self.pts_start_s = 0.0 if t_pts is None else t_pts
+                    if self.fps_override is not None:
+                        t = k / self.fps_override
+                    elif t_pts is None:
+                        raise MediaError(
+                            f"frame {k} has no time stamp; re-mux the file (e.g. ffmpeg -i IN -c "
+                            "copy OUT.mp4) so the container carries presentation time stamps",
+                            where,
+                        )
+                    else:
+                        t = t_pts - self.pts_start_s
+                if t <= last and not self.live:
+                    raise MediaError(
+                        f"frame time stamps do not increase at frame {k} ({last:.6g} s then "
+                        f"{t:.6g} s); re-mux the file with correct time stamps",
+                        where,
+                    )
+                last = t
+                yield t, self._shown(frame, k)
+                k += 1
+                self.decoded = k
+                frame = next(self._frames, None)
+        finally:
+            self.close()
+
+    def _shown(self, frame: Any, k: int) -> np.ndarray:
+        """The frame as players show it, cropped and mirrored (a view)."""
+        y = self._display.apply(frame_luma(frame))
+        if y.shape != (self.info.height, self.info.width):
+            raise MediaError(
+                f"frame {k} is {y.shape[1]}x{y.shape[0]} (WxH) but frame 0 is "
+                f"{self.info.width}x{self.info.height}; re-encode the video at one size",
+                None if self.live else self.path,
+            )
+        if self.crop is not None:
+            x0, y0, w, h = self.crop
+            y = y[y0 : y0 + h, x0 : x0 + w]
+        if self.flip_horizontal:
+            y = y[:, ::-1]
+        return y
+
+    def close(self) -> None:
+        """Release the file or device (idempotent)."""
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MediaError("file not found; check the path", path)
+    if path.is_dir():
+        raise MediaError("is a folder, not a video file (read_image_folder reads folders)", path)
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """A video's shown size, listed frame count, rate, codec and rotation (decodes one frame)."""
+    with VideoReader(path) as reader:
+        return reader.info
+
+
 def iter_video(
     path: str | Path,
     *,
     crop: Sequence[int] | None = None,
     flip_horizontal: bool = False,
+    fps: float | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """Decode a video lazily, yielding ``(t_s, frame)`` per frame.
+    """Decode a video lazily, yielding ``(t_s, frame)`` per frame, as :func:`read_video` reads it.
 
-    ``t_s`` is the presentation time stamp in seconds as stored in the container (not shifted
-    to start at zero); ``frame`` is a fresh ``(h, w)`` uint8 array (luma, cropped and flipped).
-    Decoding uses FFmpeg's frame and slice threads. Errors raise :class:`MediaError` naming
-    ``path``; a decoder failure part way through names the frame index.
-
-    Args:
-        path: video file.
-        crop: ``(x, y, w, h)`` in 0-based pixels of the decoded frame, or ``None``.
-        flip_horizontal: mirror left-right (after cropping).
+    ``t_s`` is in seconds from the first decoded frame (or ``k / fps``); ``frame`` is a fresh
+    ``(h, w)`` uint8 array, shown as players show it, cropped and flipped. See
+    :class:`VideoReader` for the rules and errors.
     """
-    for t, view in _decode(Path(path), crop, flip_horizontal):
+    reader = VideoReader(path, crop=crop, flip_horizontal=flip_horizontal, fps=fps)
+    for t, view in reader:
         yield t, np.array(view, dtype=np.uint8, copy=True)
 
 
-def _decode(
-    path: Path, crop: Sequence[int] | None, flip_horizontal: bool
-) -> Iterator[tuple[float, np.ndarray]]:
-    """Like :func:`iter_video`, but each frame is a view valid only until the next one."""
-    av = _import_av()
-    container, stream = _open(path)
-    stream.thread_type = "AUTO"
-    tb = stream.time_base
-    box: Crop | None = None
-    k = 0
-    try:
-        decoder = container.decode(stream)
-        while True:
-            try:
-                frame = next(decoder)
-            except StopIteration:
-                break
-            except av.FFmpegError as exc:
-                raise MediaError(
-                    f"decoding failed at frame {k} ({exc.strerror or type(exc).__name__}); the "
-                    "file is probably truncated or corrupt",
-                    path,
-                ) from None
-            pts = frame.pts if frame.pts is not None else frame.dts
-            if pts is None or tb is None:
-                raise MediaError(
-                    f"frame {k} has no time stamp; re-mux the file (e.g. ffmpeg -i IN -c copy "
-                    "OUT.mp4) so the container carries presentation time stamps",
-                    path,
-                )
-            y = frame_luma(frame)
-            if k == 0 and crop is not None:
-                box = check_crop(crop, y.shape[1], y.shape[0], path)
-            if box is not None:
-                x0, y0, w, h = box
-                if y.shape[0] < y0 + h or y.shape[1] < x0 + w:
-                    raise MediaError(
-                        f"frame {k} is {y.shape[1]}x{y.shape[0]} (WxH), too small for crop {box}",
-                        path,
-                    )
-                y = y[y0 : y0 + h, x0 : x0 + w]
-            if flip_horizontal:
-                y = y[:, ::-1]
-            yield float(pts * tb), y
-            k += 1
-    finally:
-        container.close()
+def count_note(info: VideoInfo, t_s: np.ndarray, path: Path) -> str | None:
+    """Compare the decoded frames with the container's listing.
 
-
-def find_repeated_frames(
-    frames: np.ndarray, *, rel_threshold: float = 0.2, window: int = 4
-) -> np.ndarray:
-    """Flag frames that repeat the previous frame up to compression noise.
-
-    Rule: let ``d[k]`` be the mean absolute grey-level difference between frames ``k`` and
-    ``k - 1``. Frame ``k`` is a repeat when ``d[k] == 0``, or when ``d[k]`` is below
-    ``rel_threshold`` times the typical change around it, taken as the smaller of the largest
-    change among the ``window`` differences before it and the largest among the ``window``
-    after it (only one side exists at the ends of a clip). A repeat is a dip with real changes
-    on both sides: a screen capture at 61 fps of a 21 fps scanner gives runs of two repeats
-    between changes, so each dip has a real change within ``window`` on either side. Smooth
-    motion gives neighbouring changes of similar size; tissue that starts or stops moving
-    gives small changes on one side only; neither is flagged. A clip that never changes is
-    flagged only where frames are identical. The reference is local, not clip-wide, so slow
-    and fast parts of a clip are each judged on their own scale. ``window`` must exceed the
-    longest run of repeats expected (capture rate / scanner rate).
-
-    On the 25 Drazan et al. (2019) clips, whose scanner ran at the capture rate (61 Hz by the
-    dynamometer's frame counter), this flags 1 of 4,000+ frames (see benchmarks/readers.py).
-
-    Args:
-        frames: ``(T, H, W)`` uint8.
-        rel_threshold: fraction of the local typical change below which a frame is a repeat.
-        window: differences looked at on each side.
-
-    Returns:
-        ``(T,)`` bool, True where a frame repeats the previous one (frame 0 is never a repeat).
+    Returns ``None`` when they agree, else a note for the metadata. Raises :class:`MediaError`
+    when the decoded frames stop well before the stream's stated duration (a truncated file):
+    trimmed and skipped frames leave the time line covered, a cut file does not.
     """
-    f = np.asarray(frames)
-    if f.ndim != 3:
-        raise InputError(f"frames must be (T, H, W), got shape {f.shape}")
-    if not 0 < rel_threshold < 1:
-        raise InputError(f"rel_threshold must lie in (0, 1), got {rel_threshold}")
-    if window < 1:
-        raise InputError(f"window must be >= 1, got {window}")
-    t = f.shape[0]
-    out = np.zeros(t, dtype=bool)
-    if t < 2:
-        return out
-    d = mean_abs_differences(f)
-    # Largest change among the `window` differences before / after each one (-inf: none).
-    padded = np.pad(d, window, mode="constant", constant_values=-np.inf)
-    win = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
-    before = win[:, :window].max(axis=1)
-    after = win[:, window + 1 :].max(axis=1)
-    ref = np.minimum(
-        np.where(np.isinf(before), after, before), np.where(np.isinf(after), before, after)
+    n = int(t_s.size)
+    if not info.n_frames or n == info.n_frames:
+        return None
+    step = float(np.median(np.diff(t_s))) if n > 1 else 1.0 / info.fps if info.fps > 0 else 0.0
+    covered = float(t_s[-1] - t_s[0]) + step
+    if n < info.n_frames and np.isfinite(info.duration_s) and step > 0:
+        if covered < info.duration_s - 1.5 * step:
+            raise MediaError(
+                f"decoded {n} of the {info.n_frames} frames the container lists, covering "
+                f"{covered:.3f} s of its {info.duration_s:.3f} s; the file is probably truncated",
+                path,
+            )
+    why = " (an edit list or skipped-frame chunks)" if n < info.n_frames else ""
+    return (
+        f"the container lists {info.n_frames} frames, {n} were decoded{why}; the decoded "
+        "frames and their time stamps are used"
     )
-    out[1:] = (d == 0) | (d < rel_threshold * ref)
-    return out
-
-
-def mean_abs_differences(frames: np.ndarray) -> np.ndarray:
-    """``(T - 1,)`` float64: mean absolute difference between consecutive ``(T, H, W)`` frames.
-
-    Computed pair by pair in uint8 as ``max(a, b) - min(a, b)`` into reused buffers: exact, and
-    without the large int16 temporaries of ``abs(diff(frames))`` (several times faster).
-    """
-    f = np.asarray(frames)
-    t = f.shape[0]
-    d = np.empty(max(t - 1, 0), dtype=np.float64)
-    if t < 2:
-        return d
-    hi = np.empty(f.shape[1:], dtype=f.dtype)
-    lo = np.empty(f.shape[1:], dtype=f.dtype)
-    n = hi.size
-    for k in range(1, t):
-        np.maximum(f[k], f[k - 1], out=hi)
-        np.minimum(f[k], f[k - 1], out=lo)
-        np.subtract(hi, lo, out=hi)
-        d[k - 1] = float(hi.sum(dtype=np.uint64)) / n
-    return d
 
 
 def read_video(
@@ -326,21 +467,23 @@ def read_video(
 ) -> Recording:
     """Read a video file into a :class:`Recording` (frames only; no signals or targets).
 
-    Frame times are the container's presentation time stamps in seconds, shifted so that the
-    first decoded frame is at 0 s (the original start is kept in ``meta.extra["pts_start_s"]``).
-    Only an explicit ``fps`` replaces them with ``k / fps``, for files whose time stamps are
-    known to be wrong (``meta.extra["time_source"]`` says which was used).
-    Repeated frames (see :func:`find_repeated_frames`) are always counted; with
-    ``drop_repeated`` they are removed, keeping the first frame of each run with its own time.
+    Frames and times are those of :class:`VideoReader`: shown as players show them (display
+    rotation applied), first frame at 0 s (the original start is kept in
+    ``meta.extra["pts_start_s"]``). Only an explicit ``fps`` replaces the time stamps with
+    ``k / fps``, for files whose time stamps are known to be wrong
+    (``meta.extra["time_source"]`` says which was used). Repeated frames (see
+    :func:`find_repeated_frames`) are always counted; with ``drop_repeated`` they are removed,
+    keeping the first frame of each run with its own time.
 
     ``meta.extra`` gains: ``repeated_frames`` (count), ``repeated_frame_indices`` (indices in
     decoded order), ``dropped_frames`` (count), ``dropped_frame_indices``, ``decoded_frames``,
-    ``pts_start_s``, ``time_source``, ``crop``, ``flip_horizontal`` and ``video`` (codec, size,
-    container fps).
+    ``pts_start_s``, ``time_source``, ``crop``, ``flip_horizontal`` and ``video`` (codec, shown
+    and stored size, ``rotation_deg``, container fps, ``container_frames`` and, where they
+    differ from the decoded frames, ``frame_count_note``).
 
     Args:
         path: MP4/AVI/MOV/WMV/MKV file.
-        crop: ``(x, y, w, h)`` in 0-based pixels (e.g. the B-mode area of a screen capture).
+        crop: ``(x, y, w, h)`` in 0-based pixels of the shown frame (e.g. the B-mode area).
         flip_horizontal: mirror left-right, for tools that expect fascicles the other way.
         drop_repeated: remove repeated frames.
         pixel_spacing_mm: ``(row_mm, col_mm)``, or one number for square pixels; ``None`` if
@@ -356,58 +499,30 @@ def read_video(
     path = Path(path)
     if pixel_spacing_mm is not None and depth_mm is not None:
         raise MediaError("give pixel_spacing_mm or depth_mm, not both", path)
-    if fps is not None:
-        try:
-            fps = float(fps)
-        except (TypeError, ValueError):
-            raise MediaError(f"fps must be a number, got {fps!r}", path) from None
-        if not (np.isfinite(fps) and fps > 0):
-            raise MediaError(f"fps must be a positive frame rate, got {fps!r}", path)
-    info = probe_video(path)
+    reader = VideoReader(path, crop=crop, flip_horizontal=flip_horizontal, fps=fps)
+    info = reader.info
     times: list[float] = []
     stack = np.empty((0, 0, 0), dtype=np.uint8)
-    for k, (t, view) in enumerate(_decode(path, crop, flip_horizontal)):
+    for k, (t, view) in enumerate(reader):
         if k == 0:  # one buffer sized from the container's frame count, grown if it is wrong
             stack = np.empty((max(info.n_frames, 1), *view.shape), dtype=np.uint8)
         elif k == stack.shape[0]:
             stack = np.concatenate([stack, np.empty_like(stack)])
-        if view.shape != stack.shape[1:]:
-            raise MediaError(
-                f"frame {k} is {view.shape[1]}x{view.shape[0]} (WxH) but frame 0 is "
-                f"{stack.shape[2]}x{stack.shape[1]}; re-encode the video at one size",
-                path,
-            )
         stack[k] = view
         times.append(t)
-    if not times:
-        raise MediaError("contains zero decodable video frames", path)
     stack = stack[: len(times)]
-    if info.n_frames and len(times) < info.n_frames:
-        raise MediaError(
-            f"decoded only {len(times)} of the {info.n_frames} frames the container lists; "
-            "the file is probably truncated",
-            path,
-        )
     t_s = np.asarray(times, dtype=np.float64)
-    if fps is not None:
-        t_s = t_s[0] + np.arange(t_s.size) / float(fps)
-    d = np.diff(t_s)
-    if (d <= 0).any():
-        i = int(np.argmax(d <= 0))
-        raise MediaError(
-            f"frame time stamps do not increase at frame {i + 1} ({t_s[i]:.6g} s then "
-            f"{t_s[i + 1]:.6g} s); re-mux the file with correct time stamps",
-            path,
-        )
+    note = count_note(info, t_s, path)
+    if note:
+        log.info("%s: %s", path, note)
     repeated = find_repeated_frames(stack)
     rep_idx = np.flatnonzero(repeated)
     dropped: np.ndarray = rep_idx if drop_repeated else np.zeros(0, dtype=np.int64)
+    t_kept = t_s
     if drop_repeated and rep_idx.size:
         keep = ~repeated
         stack = stack[keep]
         t_kept = t_s[keep]
-    else:
-        t_kept = t_s
     log.info(
         "%s: %d frames, %d repeated%s",
         path.name,
@@ -415,22 +530,30 @@ def read_video(
         rep_idx.size,
         " (dropped)" if drop_repeated else "",
     )
+    video = {
+        "codec": info.codec,
+        "width": info.width,
+        "height": info.height,
+        "stored_width": info.stored_width,
+        "stored_height": info.stored_height,
+        "rotation_deg": info.rotation_deg,
+        "mirrored": info.mirrored,
+        "container_fps": info.fps,
+        "container_frames": info.n_frames,
+    }
+    if note:
+        video["frame_count_note"] = note
     extra = {
         "repeated_frames": int(rep_idx.size),
         "repeated_frame_indices": [int(i) for i in rep_idx],
         "dropped_frames": int(dropped.size),
         "dropped_frame_indices": [int(i) for i in dropped],
         "decoded_frames": int(t_s.size),
-        "pts_start_s": float(t_s[0]),
+        "pts_start_s": reader.pts_start_s,
         "time_source": "container:pts" if fps is None else "user:fps",
-        "crop": None if crop is None else [round(float(v)) for v in crop],
+        "crop": None if reader.crop is None else list(reader.crop),
         "flip_horizontal": bool(flip_horizontal),
-        "video": {
-            "codec": info.codec,
-            "width": info.width,
-            "height": info.height,
-            "container_fps": info.fps,
-        },
+        "video": video,
     }
     if depth_mm is not None:
         spacing, source = depth_spacing(depth_mm, stack.shape[1], path), "user:depth_mm"
@@ -438,87 +561,4 @@ def read_video(
         spacing = user_spacing(pixel_spacing_mm, path)
         source = "user:mm_per_pixel" if spacing is not None else ""
     meta = finish_meta(meta, path, extra, source)
-    return make_recording(stack, t_kept - t_s[0], spacing, meta, path)
-
-
-def write_video(
-    path: str | Path,
-    frames: np.ndarray,
-    fps: float,
-    *,
-    crf: int = 18,
-    t_s: Sequence[float] | np.ndarray | None = None,
-) -> Path:
-    """Write ``(T, H, W)`` uint8 grey frames as H.264 (yuv420p) video, atomically.
-
-    The grey values go straight into the luma plane (chroma neutral, full-range flag set), so
-    :func:`read_video` returns them unchanged up to compression noise (at ``crf=18`` a mean
-    absolute error of about one grey level on fine speckle; ``crf=0`` is lossless).
-
-    Args:
-        path: output file, ``.mp4`` (also ``.m4v``, ``.mov``, ``.mkv``).
-        frames: ``(T, H, W)`` uint8; H and W must be even (a yuv420p requirement).
-        fps: nominal frame rate in frames/s (written as the stream rate).
-        crf: x264 constant rate factor, 0 (lossless) to 51; 18 is visually lossless.
-        t_s: optional ``(T,)`` strictly increasing frame times in s for variable-rate video;
-            default ``arange(T) / fps``. Stored at 1/90000 s resolution.
-
-    Returns:
-        ``path`` once the file is complete (written under a temporary name, then renamed).
-    """
-    av = _import_av()
-    path = Path(path)
-    fmt = _WRITE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(
-            f"cannot write video with suffix {path.suffix!r}; use one of "
-            f"{', '.join(sorted(_WRITE_FORMATS))}",
-            path,
-        )
-    f = np.asarray(frames)
-    if f.ndim != 3 or f.dtype != np.uint8 or f.shape[0] == 0:
-        raise InputError(
-            f"frames must be a non-empty (T, H, W) uint8 array, got {f.dtype} {f.shape}", path
-        )
-    n, h, w = f.shape
-    if h % 2 or w % 2:
-        raise InputError(
-            f"H.264 yuv420p needs an even frame size, got {w}x{h} (WxH); crop or pad by one pixel",
-            path,
-        )
-    if not (np.isfinite(fps) and fps > 0):
-        raise InputError(f"fps must be a positive number, got {fps!r}", path)
-    if not 0 <= int(crf) <= 51:
-        raise InputError(f"crf must lie in 0..51, got {crf}", path)
-    times = np.arange(n) / float(fps) if t_s is None else np.asarray(t_s, dtype=np.float64)
-    if times.shape != (n,) or not np.isfinite(times).all() or (np.diff(times) <= 0).any():
-        raise InputError(f"t_s must be {n} finite, strictly increasing times in s", path)
-    pts = np.round((times - times[0]) / float(_WRITE_TIME_BASE)).astype(np.int64)
-    if (np.diff(pts) <= 0).any():
-        raise InputError("frame times closer than 1/90000 s cannot be stored", path)
-
-    chroma = np.full((h // 2, w), 128, dtype=np.uint8)  # U and V planes, neutral grey
-    with atomic_file(path, suffix=path.suffix) as tmp:
-        try:
-            with av.open(str(tmp), mode="w", format=fmt) as out:
-                stream = out.add_stream(
-                    "libx264", rate=Fraction(float(fps)).limit_denominator(100_000)
-                )
-                stream.width, stream.height = w, h
-                stream.pix_fmt = "yuv420p"
-                stream.time_base = _WRITE_TIME_BASE
-                stream.codec_context.time_base = _WRITE_TIME_BASE
-                stream.codec_context.color_range = 2  # AVCOL_RANGE_JPEG: luma 0..255
-                stream.options = {"crf": str(int(crf)), "preset": "medium"}
-                for k in range(n):
-                    # yuv420p as one (3H/2, W) array: Y, then U and V stacked at half height.
-                    vf = av.VideoFrame.from_ndarray(np.vstack([f[k], chroma]), format="yuv420p")
-                    vf.color_range = 2
-                    vf.pts = int(pts[k])
-                    vf.time_base = _WRITE_TIME_BASE
-                    out.mux(stream.encode(vf))
-                out.mux(stream.encode(None))
-        except av.FFmpegError as exc:
-            raise MediaError(f"writing the video failed ({exc})", path) from None
-    log.info("wrote %s: %d frames %dx%d", path, n, w, h)
-    return path
+    return make_recording(stack, t_kept, spacing, meta, path)

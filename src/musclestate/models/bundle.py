@@ -11,9 +11,14 @@ card.json (``format_version`` 1)::
      "network": {"name": "compact_resnet", "params": {...}, "in_channels": 2, "n_targets": 4,
                  "members": 1},
      "input": {"kind": "patches", "channels": ["MG", "SOL"], "channels_per_frame": 2,
-               "context": 0, "image_size": [32, 64], "value_range": "uint8 / 255 -> 0..1"},
+               "context": 0, "image_size": [32, 64], "value_range": "uint8 / 255 -> 0..1",
+               "features": ["mg_thickness_mm", ...]},
      "targets": [{"name": "ankle_angle", "unit": "deg", "mean": .., "sd": .., "sd_scale": ..}],
      "roi": {...dataset roi attrs...}, "training": {...}, "cv_metrics": {...} | null}
+
+``input.features`` (absent or empty for an image-only network) names the ROI stage's
+architecture measures that a fused network reads beside the images, in order
+(:class:`~musclestate.models.networks.FusedNetwork`).
 
 ``training`` records, besides the participants and frame counts, what the ``out_of_range`` flag
 of inference compares with (see :func:`musclestate.inference.loader.training_range`):
@@ -89,8 +94,12 @@ class DeployedEstimator(nn.Module):
         self.register_buffer("sd_scale", sd_scale.float())
         self.n_targets = int(mean.numel())
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.net(x)
+    def forward(
+        self, x: torch.Tensor, features: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (N, C, h, w)`` 0..1 (and ``features (N, F)`` for a fused network, in the
+        measures' units, NaN where unmeasured) -> ``(mean, sd)`` each ``(N, T)``."""
+        out = self.net(x) if features is None else self.net(x, features)
         mu = out[:, : self.n_targets]
         logvar = out[:, self.n_targets : 2 * self.n_targets].clamp(*LOGVAR_RANGE)
         mean = mu * self.target_sd + self.target_mean
@@ -133,6 +142,35 @@ class EstimatorBundle:
     @property
     def channels_per_frame(self) -> int:
         return int(self.card["input"]["channels_per_frame"])
+
+    @property
+    def feature_inputs(self) -> tuple[str, ...]:
+        """Architecture measures the network reads beside the images (empty: images only)."""
+        return tuple(self.card["input"].get("features") or ())
+
+    def prepare_features(self, features: np.ndarray | None, n: int) -> torch.Tensor | None:
+        """``(n, F)`` float32 measures for a fused network, ``None`` for an image-only one.
+
+        Raises:
+            InputError: measures missing for a fused network, given to an image-only one, or
+                not ``(n, F)``.
+        """
+        names = self.feature_inputs
+        if not names:
+            if features is not None:
+                raise InputError("this estimator reads images only; do not pass features")
+            return None
+        if features is None:
+            raise InputError(
+                f"this estimator also reads the architecture measures {list(names)}; pass them "
+                "as features (the ROI stage measures them)"
+            )
+        f = np.asarray(features, dtype=np.float32)
+        if f.shape != (n, len(names)):
+            raise InputError(
+                f"features must be ({n}, {len(names)}) for {list(names)}, got {f.shape}"
+            )
+        return torch.from_numpy(f)
 
     def torch_module(self) -> nn.Module:
         """The network with de-normalisation, for ONNX export (see :class:`DeployedEstimator`)."""
@@ -179,22 +217,32 @@ class EstimatorBundle:
         return x.contiguous()
 
     def predict(
-        self, patches: np.ndarray | torch.Tensor, batch_size: int = 256
+        self,
+        patches: np.ndarray | torch.Tensor,
+        batch_size: int = 256,
+        features: np.ndarray | None = None,
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Estimate every target for every image.
 
         Args:
             patches: ``(N, C, h, w)`` uint8 or float32 in 0..1 (see :meth:`prepare`).
             batch_size: images per forward pass.
+            features: ``(N, F)`` architecture measures in :attr:`feature_inputs` order (NaN
+                where unmeasured); required by a fused network, refused by an image-only one.
 
         Returns:
             target name -> ``(mean (N,), sd (N,))`` float64 in the target's unit (card order).
+
+        Raises:
+            InputError: bad patches, or features missing, unexpected or of the wrong shape.
         """
         x = self.prepare(patches)
+        f = self.prepare_features(features, x.shape[0])
         means, sds = [], []
         with torch.inference_mode():
             for s in range(0, x.shape[0], batch_size):
-                m, sd = self._module(x[s : s + batch_size])
+                fs = None if f is None else f[s : s + batch_size]
+                m, sd = self._module(x[s : s + batch_size], fs)
                 means.append(m.double().numpy())
                 sds.append(sd.double().numpy())
         n_t = len(self.target_names)
@@ -219,8 +267,10 @@ def make_card(
     training: Mapping[str, Any] | None = None,
     cv_metrics: Mapping[str, Any] | None = None,
     members: int = 1,
+    feature_inputs: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Assemble a format-1 card (see the module docstring); ``members`` > 1 for an ensemble."""
+    """Assemble a format-1 card (see the module docstring); ``members`` > 1 for an ensemble,
+    ``feature_inputs`` the measures a fused network reads."""
     from musclestate import __version__
 
     channels = ["MG", "SOL"] if input_kind == "patches" else ["frame"]
@@ -243,6 +293,7 @@ def make_card(
                 "context": int(context),
                 "image_size": [int(image_size[0]), int(image_size[1])],
                 "value_range": "uint8 / 255 -> 0..1",
+                "features": list(feature_inputs),
             },
             "targets": [
                 {
@@ -297,6 +348,7 @@ def _module_from(
             int(net_card["n_targets"]),
             dict(net_card.get("params") or {}),
             members=int(net_card.get("members", 1)),
+            n_features=len(card["input"].get("features") or ()),
         )
         tg = card["targets"]
         mean = torch.tensor([float(t["mean"]) for t in tg])

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -132,14 +133,53 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.n_targets = int(n_targets)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         t = self.n_targets
-        outs = torch.stack([m(x)[:, : 2 * t] for m in self.members])  # (M, N, 2T)
+        args = (x,) if features is None else (x, features)
+        outs = torch.stack([m(*args)[:, : 2 * t] for m in self.members])  # (M, N, 2T)
         mu_m = outs[..., :t]
         var_m = torch.exp(outs[..., t:].clamp(*LOGVAR_RANGE))
         mu = mu_m.mean(0)
         var = var_m.mean(0) + (mu_m - mu).pow(2).mean(0)
         return torch.cat([mu, torch.log(var.clamp_min(1e-12))], dim=1)
+
+
+class FusedNetwork(nn.Module):
+    """An image network whose head also reads the ROI stage's architecture measures.
+
+    ``out = image_net(x) + W z``, with ``z`` the measures standardised by the training
+    participants' mean and SD (held as buffers, so the network takes the measures in their own
+    units) and a measure that could not be made (NaN) set to its training mean (``z = 0``).
+    For a network ending in a linear head this is that head applied to the image embedding and
+    the measures concatenated. ``W`` starts at zero: training starts from the image network.
+
+    Args:
+        image_net: a registered network, ``(N, C, h, w) -> (N, n_outputs)``.
+        n_features: number of measures ``F``.
+        n_outputs: output columns of ``image_net``.
+    """
+
+    def __init__(self, image_net: nn.Module, n_features: int, n_outputs: int) -> None:
+        super().__init__()
+        if n_features < 1:
+            raise ConfigError(f"a fused network needs at least one feature, got {n_features}")
+        self.image_net = image_net
+        self.feature_head = nn.Linear(n_features, n_outputs, bias=False)
+        nn.init.zeros_(self.feature_head.weight)
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_sd", torch.ones(n_features))
+        self.n_features = int(n_features)
+
+    def set_feature_norm(self, mean: Sequence[float], sd: Sequence[float]) -> None:
+        """Standardisation of the measures: ``(F,)`` mean and SD in their units."""
+        self.feature_mean.copy_(torch.as_tensor(np.asarray(mean, dtype=np.float32)))
+        self.feature_sd.copy_(torch.as_tensor(np.asarray(sd, dtype=np.float32)))
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """``x (N, C, h, w)`` 0..1 and ``features (N, F)`` in their units -> ``(N, n_outputs)``."""
+        z = (features.to(x.dtype) - self.feature_mean) / self.feature_sd
+        z = torch.where(torch.isfinite(z), z, torch.zeros_like(z))
+        return self.image_net(x) + self.feature_head(z)
 
 
 def _compact_resnet(in_channels: int, n_outputs: int, **params: Any) -> nn.Module:
@@ -186,6 +226,7 @@ def build_network(
     params: dict[str, Any] | None = None,
     n_extra: int = 0,
     members: int = 1,
+    n_features: int = 0,
 ) -> nn.Module:
     """Build a registered network with a Gaussian head of ``2 * n_targets`` outputs.
 
@@ -198,6 +239,9 @@ def build_network(
             :func:`drop_extra_outputs` removes them from the trained weights).
         members: ``> 1`` builds an :class:`Ensemble` of that many networks (state-dict keys
             ``members.<m>.<key>``); only with ``n_extra == 0``.
+        n_features: ``> 0`` wraps each network in a :class:`FusedNetwork` that also reads that
+            many architecture measures (called as ``net(x, features)``); only with
+            ``n_extra == 0``.
 
     Raises:
         ConfigError: unknown name (the message lists the valid ones) or bad parameters.
@@ -205,10 +249,22 @@ def build_network(
     check_network_name(name)
     if members < 1 or (members > 1 and n_extra):
         raise ConfigError(f"members must be >= 1 (and without extra outputs), got {members}")
+    if n_features < 0 or (n_features and n_extra):
+        raise ConfigError(
+            f"n_features must be >= 0, and feature inputs go without extra outputs; got "
+            f"n_features {n_features}, n_extra {n_extra}"
+        )
     if members > 1:
         return Ensemble(
-            [build_network(name, in_channels, n_targets, params) for _ in range(members)],
+            [
+                build_network(name, in_channels, n_targets, params, n_features=n_features)
+                for _ in range(members)
+            ],
             n_targets,
+        )
+    if n_features:
+        return FusedNetwork(
+            build_network(name, in_channels, n_targets, params), n_features, 2 * n_targets
         )
     if in_channels < 1 or n_targets < 1 or n_extra < 0:
         raise ConfigError(

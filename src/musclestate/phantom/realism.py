@@ -105,13 +105,13 @@ def _muscle_between(mask: np.ndarray) -> np.ndarray:
 
 def real_stats(shared: Path, n_dltrack: int = 24, n_drazan: int = 6) -> dict[str, list[dict]]:
     """Statistics of real images: dltrack images (with masks) and drazan clip frames."""
-    from PIL import Image
+    from musclestate.io.images import read_image
 
     out: dict[str, list[dict]] = {"dltrack": [], "drazan": []}
     images = sorted((shared / "dltrack-aponeurosis" / "images").glob("*.png"))[:n_dltrack]
     for path in images:
-        img = np.asarray(Image.open(path).convert("L"))
-        mask = np.asarray(Image.open(path.parent.parent / "masks" / path.name).convert("L")) > 127
+        img = read_image(path)
+        mask = read_image(path.parent.parent / "masks" / path.name) > 127
         # the B-mode area: rows / columns that are not the black surround
         rows = np.flatnonzero(img.mean(axis=1) > 5)
         cols = np.flatnonzero(img.mean(axis=0) > 5)
@@ -124,8 +124,9 @@ def real_stats(shared: Path, n_dltrack: int = 24, n_drazan: int = 6) -> dict[str
 
 def drazan_frames(shared: Path, n: int) -> list[np.ndarray]:
     """The B-mode area of one mid-clip frame from each of the first ``n`` drazan clips."""
-    import av
     import scipy.io
+
+    from musclestate.io.video import iter_video
 
     params = scipy.io.loadmat(
         shared / "drazan2019-mg" / "p6_params.mat", squeeze_me=True, struct_as_record=False
@@ -133,12 +134,12 @@ def drazan_frames(shared: Path, n: int) -> list[np.ndarray]:
     x, y, w, h = (int(v) for v in params.imCropRect)
     frames = []
     for clip in sorted((shared / "drazan2019-mg" / "clips").glob("*.mp4"))[:n]:
-        with av.open(str(clip)) as c:
-            for i, fr in enumerate(c.decode(video=0)):
-                if i == 10:
-                    g = fr.to_ndarray(format="gray")
-                    frames.append(g[y - 1 : y - 1 + h, x - 1 : x - 1 + w])
-                    break
+        decoded = iter_video(clip, crop=(x - 1, y - 1, w, h))
+        for i, (_, g) in enumerate(decoded):
+            if i == 10:
+                frames.append(g)
+                decoded.close()
+                break
     return frames
 
 

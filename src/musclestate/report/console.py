@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from musclestate.report.results import summary_rows
+from musclestate.report.results import MODEL_LABELS, as_float, summary_rows
 
 
 def _f(v: float, digits: int) -> str:
@@ -28,8 +28,10 @@ def metrics_table(metrics: Mapping[str, Any], title: str | None = None) -> Table
     """
     rows = summary_rows(metrics)
     folds = metrics.get("folds", "?")
+    frames = {"tracking": "tracking trials", "all": "all frames"}.get(metrics.get("frames", "all"))
     table = Table(
-        title=title or f"held-out participants, {folds}-fold participant-wise cross-validation",
+        title=title
+        or f"held-out participants, {frames}, {folds}-fold participant-wise cross-validation",
         title_justify="left",
     )
     table.add_column("target", no_wrap=True)
@@ -56,4 +58,38 @@ def metrics_table(metrics: Mapping[str, Any], title: str | None = None) -> Table
             _f(r["rmse_mean"], 2),
             style=style,
         )
+    return table
+
+
+def seeds_table(seeds: Mapping[str, Any], title: str | None = None) -> Table:
+    """Per target and model: the headline R² over training seeds (mean ± SD, min..max).
+
+    Args:
+        seeds: parsed ``seeds.json`` of a ``musclestate cv --seeds N`` run.
+        title: table title (default names folds, seeds and frames).
+    """
+    frames = {"tracking": "tracking trials", "all": "all frames"}.get(seeds.get("frames", "all"))
+    table = Table(
+        title=title
+        or f"held-out participants, {frames}, {seeds.get('folds', '?')}-fold cross-validation, "
+        f"{len(seeds.get('seeds', []))} training seeds (R² over participants, then seeds)",
+        title_justify="left",
+    )
+    table.add_column("target", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    table.add_column("R² mean ± SD over seeds", justify="right")
+    table.add_column("min .. max", justify="right")
+    models = seeds.get("models", {})
+    order = [m for m in MODEL_LABELS if m in models] + [m for m in models if m not in MODEL_LABELS]
+    for i, (target, info) in enumerate(seeds.get("targets", {}).items()):
+        if i:
+            table.add_section()
+        for j, m in enumerate(order):
+            s = models[m].get(target, {})
+            table.add_row(
+                f"{target} ({(info or {}).get('unit', '')})" if j == 0 else "",
+                MODEL_LABELS.get(m, m),
+                f"{_f(as_float(s.get('r2_mean')), 3)} ± {_f(as_float(s.get('r2_sd')), 3)}",
+                f"{_f(as_float(s.get('r2_min')), 3)} .. {_f(as_float(s.get('r2_max')), 3)}",
+            )
     return table

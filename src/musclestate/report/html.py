@@ -67,8 +67,8 @@ def _img(fig: Any, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _summary_table(res: RunResults) -> str:
-    rows = summary_rows(res.metrics)
+def _summary_table(metrics: Mapping[str, Any]) -> str:
+    rows = summary_rows(metrics)
     head = (
         "<tr><th class=l>target</th><th class=l>model</th><th>R² mean</th><th>R² SD</th>"
         "<th>r mean</th><th>RMSE mean</th><th>NRMSE mean</th></tr>"
@@ -89,6 +89,32 @@ def _summary_table(res: RunResults) -> str:
             f"<td>{_fmt(r['rmse_mean'])}</td><td>{_fmt(r['nrmse_mean'])}</td></tr>"
         )
     return f"<table>{head}{''.join(body)}</table>"
+
+
+def _frames_note(metrics: Mapping[str, Any]) -> str:
+    if metrics.get("frames") == "tracking":
+        return (
+            "<p>Headline: the <b>tracking trials</b>, where ankle angle and activation vary "
+            "independently (the protocol of Cunningham &amp; Loram 2019). All frames and each "
+            "trial type follow below the table.</p>"
+        )
+    return "<p>Headline: all frames (the recordings carry no tracking-trial label).</p>"
+
+
+def _beside_headline(metrics: Mapping[str, Any]) -> list[str]:
+    """Collapsed tables of the same metrics over all frames and per trial type."""
+    targets = metrics.get("targets", {})
+    blocks = []
+    if "all_frames" in metrics and metrics.get("frames") != "all":
+        blocks.append(("all frames", metrics["all_frames"]))
+    for task, block in metrics.get("by_trial_type", {}).items():
+        if task != metrics.get("frames"):
+            blocks.append((f"{task} trials ({block.get('n_frames', '?')} frames)", block))
+    return [
+        f"<details><summary>{_e(label)}</summary>"
+        f"{_summary_table({'targets': targets, 'models': block.get('models', {})})}</details>"
+        for label, block in blocks
+    ]
 
 
 def _participant_table(res: RunResults, model: str) -> str:
@@ -189,7 +215,9 @@ def render_report(res: RunResults, *, n_examples: int = 4) -> str:
         "The mean predictor outputs the training participants' mean (no images); the feature "
         "baseline fits ridge regression on architecture measures (thickness, pennation, "
         "aponeurosis angle, echo intensity) in the same folds.</p>",
-        _summary_table(res),
+        _frames_note(res.metrics),
+        _summary_table(res.metrics),
+        *_beside_headline(res.metrics),
         _img(
             figures.model_comparison_figure(res.metrics, res.targets, res.models),
             "held-out R2 per model",

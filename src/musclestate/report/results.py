@@ -9,18 +9,17 @@ Layout of a run folder ``RUN`` (written by :func:`musclestate.training.cv.run_cv
   {"per_participant": {PID: {NAME: {"r2", "r", "rmse", "nrmse"}}}, "summary": {NAME: {"r2_mean",
   "r2_sd", "r_mean", "rmse_mean", "nrmse_mean"}}}}}`` with MODEL in ``cnn``, ``mean_predictor``,
   ``feature_baseline`` (optionally a ``"calibration"`` entry);
-- ``RUN/predictions/<PID>.csv``: one row per held-out frame, columns ``recording, frame, t_s`` and
-  per target ``NAME, NAME_sd, NAME_true``;
+- ``RUN/predictions/<PID>.csv``: one row per held-out frame (format and reader in
+  :mod:`musclestate.training.predictions`);
 - ``RUN/config.json``: the resolved configuration, including the dataset path.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -28,50 +27,18 @@ from typing import Any
 import numpy as np
 
 from musclestate.errors import InputError
+from musclestate.training.predictions import ParticipantPredictions, read_predictions
 
 #: Model keys of metrics.json in the order the report shows them, with display names.
 MODEL_LABELS: Mapping[str, str] = {
     "cnn": "CNN",
+    "cnn_image_only": "CNN, images only",
     "feature_baseline": "feature baseline",
     "mean_predictor": "mean predictor",
+    "cnn_calibrated": "CNN, calibrated",
+    "cnn_image_only_calibrated": "CNN images only, calibrated",
+    "feature_baseline_calibrated": "feature baseline, calibrated",
 }
-
-
-@dataclass(frozen=True)
-class ParticipantPredictions:
-    """Per-frame predictions for one held-out participant, read from ``predictions/<PID>.csv``.
-
-    Attributes:
-        participant: participant id (the CSV's stem).
-        recording: ``(N,)`` recording id of each row (str).
-        frame: ``(N,)`` int frame index within its recording.
-        t_s: ``(N,)`` float64 frame time in seconds (recording clock).
-        mean: target name -> ``(N,)`` float64 predicted value.
-        sd: target name -> ``(N,)`` float64 predicted standard deviation (NaN where absent).
-        true: target name -> ``(N,)`` float64 measured value.
-        baselines: model key (``mean_predictor``, ``feature_baseline``) -> target name ->
-            ``(N,)`` float64 prediction, for the models whose ``NAME_<model>`` columns exist.
-    """
-
-    participant: str
-    recording: np.ndarray
-    frame: np.ndarray
-    t_s: np.ndarray
-    mean: Mapping[str, np.ndarray]
-    sd: Mapping[str, np.ndarray]
-    true: Mapping[str, np.ndarray]
-    baselines: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.frame.shape[0])
-
-    def recordings(self) -> list[str]:
-        """Recording ids in order of first appearance."""
-        seen: dict[str, None] = {}
-        for r in self.recording.tolist():
-            seen.setdefault(r, None)
-        return list(seen)
 
 
 @dataclass(frozen=True)
@@ -118,6 +85,9 @@ class RunResults:
             if isinstance(cfg.get(key), str):
                 raw = cfg[key]
                 break
+            if isinstance(cfg.get(key), Mapping):  # {"name", "sha256", "location"}
+                raw = cfg[key].get("location")
+                break
         if raw is None and isinstance(cfg.get("data"), Mapping):
             raw = cfg["data"].get("dataset") or cfg["data"].get("path")
         if not raw:
@@ -141,74 +111,6 @@ def _read_json(path: Path, what: str, hint: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{what} must hold a JSON object, got {type(data).__name__}", path)
     return data
-
-
-def _float(cell: str) -> float:
-    return float(cell) if cell.strip() not in ("", "nan", "NaN") else math.nan
-
-
-def read_predictions(path: str | Path, targets: tuple[str, ...]) -> ParticipantPredictions:
-    """Read one ``predictions/<PID>.csv`` file.
-
-    ``NAME`` and ``NAME_true`` columns are required for every target; a missing ``NAME_sd``
-    column gives NaN (a model without spread). Baseline predictions ``NAME_<model>`` (model in
-    :data:`MODEL_LABELS`) are read where every target has them. Raises :class:`InputError`
-    naming the file and the missing columns.
-    """
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"cannot read predictions: {exc}", path) from exc
-    if header is None:
-        raise InputError("predictions file is empty (no header row)", path)
-    col = {name.strip(): i for i, name in enumerate(header)}
-    need = ["recording", "frame", "t_s"] + [c for t in targets for c in (t, f"{t}_true")]
-    missing = [c for c in need if c not in col]
-    if missing:
-        raise InputError(
-            f"predictions lack column(s) {missing}; found {list(col)}. Expected "
-            "recording, frame, t_s and NAME, NAME_sd, NAME_true per target",
-            path,
-        )
-    if not rows:
-        raise InputError("predictions file has a header but no rows", path)
-    try:
-        cols = list(zip(*rows, strict=True))
-    except ValueError as exc:
-        raise InputError(f"ragged CSV rows: {exc}", path) from exc
-
-    def num(name: str) -> np.ndarray:
-        return np.array([_float(c) for c in cols[col[name]]], dtype=np.float64)
-
-    try:
-        mean = {t: num(t) for t in targets}
-        true = {t: num(f"{t}_true") for t in targets}
-        sd = {
-            t: num(f"{t}_sd") if f"{t}_sd" in col else np.full(len(rows), np.nan) for t in targets
-        }
-        baselines = {
-            m: {t: num(f"{t}_{m}") for t in targets}
-            for m in MODEL_LABELS
-            if m != "cnn" and all(f"{t}_{m}" in col for t in targets)
-        }
-        frame = np.array([int(float(c)) for c in cols[col["frame"]]], dtype=np.int64)
-        t_s = num("t_s")
-    except ValueError as exc:
-        raise InputError(f"non-numeric value in predictions: {exc}", path) from exc
-    return ParticipantPredictions(
-        participant=path.stem,
-        recording=np.array(cols[col["recording"]], dtype=str),
-        frame=frame,
-        t_s=t_s,
-        mean=mean,
-        sd=sd,
-        true=true,
-        baselines=baselines,
-    )
 
 
 def load_run(run_dir: str | Path) -> RunResults:

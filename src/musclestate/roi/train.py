@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from musclestate.errors import ConfigError, InputError, MediaError
+from musclestate.errors import ConfigError, InputError
+from musclestate.io.formats import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 DLTRACK_SOURCE = {
     "name": "DL_Track aponeurosis images and masks",
@@ -126,14 +126,10 @@ def list_pairs(images: str | Path, masks: str | Path) -> list[str]:
 
 
 def read_grey(path: str | Path) -> np.ndarray:
-    """Read an image file as ``(H, W)`` uint8 greyscale."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file as ``(H, W)`` uint8 grey, read by :func:`musclestate.io.images.read_image`."""
+    from musclestate.io.images import read_image
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise MediaError(f"cannot read image ({exc})", path) from exc
+    return read_image(path)
 
 
 def make_split(

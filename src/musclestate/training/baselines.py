@@ -3,10 +3,11 @@
 - :class:`MeanPredictor`: predicts the training participants' mean of every target; needs no
   image at all.
 - :class:`RidgeBaseline`: ridge regression on the ROI stage's architecture features
-  (thickness, pennation, aponeurosis angle, echo intensity, ...). Features and targets are
-  standardised on the training participants only; the penalty is chosen per target on the inner
-  validation participants, then the model is refitted on all training participants. Closed form
-  (Hoerl & Kennard 1970) in numpy: a few features and thousands of frames need nothing more.
+  (thickness, pennation, aponeurosis angle, echo intensity, ...). Features are standardised on
+  the participants it is fitted on; the penalty is chosen per target by participant-grouped
+  cross-validation on the training side (:meth:`RidgeBaseline.fit_nested`), on a grid that is
+  widened where the choice lands on its edge. Closed form (Hoerl & Kennard 1970) in numpy: a few
+  features and thousands of frames need nothing more.
 """
 
 from __future__ import annotations
@@ -91,34 +92,70 @@ class RidgeBaseline:
         return cls(x_mean, x_sd, coef, intercept, np.asarray(alphas, dtype=np.float64))
 
     @classmethod
-    def fit(
+    def fit_nested(
         cls,
-        x_train: np.ndarray,
-        y_train: np.ndarray,
-        x_val: np.ndarray,
-        y_val: np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray,
         alphas: Sequence[float],
+        *,
+        fit_rows: np.ndarray | None = None,
+        max_widen: int = 4,
     ) -> RidgeBaseline:
-        """Choose each target's penalty on validation, then refit on train + validation.
+        """Choose each target's penalty by leave-one-participant-out CV, then fit.
+
+        Every participant in ``groups`` is held out once; a penalty's score is the pooled squared
+        error of the held-out predictions. Where a target's best penalty is the grid's smallest or
+        largest, the grid is widened by a factor of 10 on that side (at most ``max_widen`` times),
+        so that the choice is never pinned at an edge that the data did not ask for.
 
         Args:
-            x_train, x_val: ``(M, F)`` features of the inner-training / validation participants.
-            y_train, y_val: ``(M, n_targets)`` targets (NaN = unknown).
-            alphas: candidate penalties (on standardised features).
+            x: ``(M, F)`` features of the training side's frames.
+            y: ``(M, n_targets)`` targets (NaN = unknown).
+            groups: ``(M,)`` participant of each frame (at least two participants).
+            alphas: initial candidate penalties (on standardised features).
+            fit_rows: ``(M,)`` bool, the frames the final model is fitted on (default all), e.g.
+                the inner-training participants that the CNN of the same fold trains on.
+            max_widen: how often the grid may be widened on either side.
+
+        Raises:
+            DatasetError: fewer than two participants, or a target without values.
         """
-        n_t = y_train.shape[1]
-        grid = np.asarray(alphas, dtype=np.float64)
-        best = np.full(n_t, grid[0])
-        best_err = np.full(n_t, np.inf)
-        for a in grid:
-            model = cls._fit_fixed(x_train, y_train, np.full(n_t, a))
-            err = np.nanmean((model.predict(x_val) - y_val) ** 2, axis=0)
-            better = err < best_err
-            best[better], best_err[better] = a, err[better]
-        log.debug("ridge penalties chosen on validation: %s", best)
-        return cls._fit_fixed(
-            np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]), best
-        )
+        groups = np.asarray(groups)
+        people = np.unique(groups)
+        if people.size < 2:
+            raise DatasetError(
+                f"the ridge penalty needs at least two training participants, got {people.tolist()}"
+            )
+        n_t = y.shape[1]
+        grid = sorted({float(a) for a in alphas})
+        scores: dict[float, np.ndarray] = {}
+
+        def score(a: float) -> np.ndarray:
+            if a not in scores:
+                sse, n = np.zeros(n_t), np.zeros(n_t)
+                for p in people:
+                    held = groups == p
+                    model = cls._fit_fixed(x[~held], y[~held], np.full(n_t, a))
+                    err = (model.predict(x[held]) - y[held]) ** 2
+                    sse += np.nansum(err, axis=0)
+                    n += np.sum(np.isfinite(err), axis=0)
+                scores[a] = sse / np.maximum(n, 1)
+            return scores[a]
+
+        best = np.empty(n_t)
+        for j in range(n_t):
+            cand = list(grid)
+            for _ in range(max_widen + 1):
+                errs = [score(a)[j] for a in cand]
+                k = int(np.argmin(errs))
+                if 0 < k < len(cand) - 1 or len(cand) == 1:
+                    break
+                cand = [cand[0] / 10.0, *cand] if k == 0 else [*cand, cand[-1] * 10.0]
+            best[j] = cand[int(np.argmin([score(a)[j] for a in cand]))]
+        log.debug("ridge penalties chosen by leave-one-participant-out CV: %s", best)
+        rows = np.ones(len(groups), bool) if fit_rows is None else np.asarray(fit_rows, bool)
+        return cls._fit_fixed(x[rows], y[rows], best)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """``(M, F)`` features -> ``(M, n_targets)`` predictions."""

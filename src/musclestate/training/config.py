@@ -89,7 +89,9 @@ class TrainConfig:
         accelerator, devices, num_nodes, strategy: passed to ``lightning.Trainer``
             (e.g. ``"gpu"``, ``4``, ``2``, ``"ddp"``); ``strategy="auto"`` on one device.
         num_threads: torch intra-op threads on CPU (0 = leave torch's default).
-        ridge_alphas: candidate ridge penalties of the feature baseline (chosen on validation).
+        ridge_alphas: initial grid of ridge penalties of the feature baseline (chosen per target
+            by leave-one-participant-out CV on the training side; widened where the choice
+            lands on an edge).
         ensemble: networks trained per model (a deep ensemble, Lakshminarayanan, Pritzel &
             Blundell 2017, NeurIPS): member ``m`` starts from seed ``seed + m`` and trains on the
             frames ``f`` with ``f % frame_stride == m % frame_stride``, so with ``frame_stride``
@@ -109,6 +111,10 @@ class TrainConfig:
             along the trajectory damps the step-to-step noise that a dozen training people leave
             in the weights and generalises better (Polyak & Juditsky 1992; Izmailov et al.
             2018, "Averaging weights leads to wider optima and better generalization", UAI).
+        fuse_features: the network's head also reads the ROI stage's architecture measures of
+            each frame (:class:`~musclestate.models.networks.FusedNetwork`): one model trained
+            with the Gaussian head on images and measures together. Needs the dataset's ``roi``
+            features, at inference too; not with ``aux_weight``.
     """
 
     network: str = "compact_resnet"
@@ -135,6 +141,7 @@ class TrainConfig:
     ensemble: int = 1
     aux_weight: float = 0.0
     ema_decay: float = 0.0
+    fuse_features: bool = False
 
     def __post_init__(self) -> None:
         from musclestate.models.networks import check_network_name
@@ -178,6 +185,11 @@ class TrainConfig:
         _check(
             0.0 <= self.ema_decay < 1.0,
             f"ema_decay must be in [0, 1) (0 = no weight averaging), got {self.ema_decay}",
+        )
+        _check(
+            not (self.fuse_features and self.aux_weight > 0),
+            "fuse_features reads the architecture measures as inputs; aux_weight would also "
+            "predict them: set one of the two",
         )
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentConfig(**self.augment))

@@ -8,9 +8,10 @@ Layout of a run folder ``RUN`` (every file written atomically)::
     RUN/folds/fold_XX/model/        the fold's estimator bundle (card.json + model.safetensors)
     RUN/folds/fold_XX/predictions/<PID>.csv
     RUN/folds/fold_XX/work/         Lightning checkpoints (every epoch) and logs/metrics.csv
-    RUN/predictions/<PID>.csv       (collect) per held-out frame: recording, frame, t_s, and per
-                                    target NAME, NAME_sd, NAME_true, then NAME_mean_predictor and
-                                    NAME_feature_baseline
+    RUN/predictions/<PID>.csv       (collect) per held-out frame: recording, task, frame, t_s,
+                                    and per target NAME, NAME_sd, NAME_true, then
+                                    NAME_mean_predictor and NAME_feature_baseline
+                                    (musclestate.training.predictions)
     RUN/metrics.json                (collect) see :func:`collect`
 
 In every fold the test participants take no part in training, normalisation, early stopping,
@@ -20,8 +21,6 @@ into inner-training and validation participants (nested).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import shutil
@@ -34,14 +33,25 @@ from typing import Any
 import numpy as np
 
 from musclestate._atomic import atomic_file, write_text_atomic
+from musclestate.calibration import CALIBRATION_TASKS
 from musclestate.errors import ConfigError, DatasetError
 from musclestate.training.config import TrainConfig
 from musclestate.training.data import Cohort, ExampleSet, ProgressFn, load_cohort
 from musclestate.training.metrics import calibration, participant_metrics, summarise
+from musclestate.training.predictions import (
+    OTHER_MODELS,
+    ParticipantPredictions,
+    read_predictions,
+    write_predictions_csv,
+)
 
 log = logging.getLogger(__name__)
 
-MODELS = ("cnn", "mean_predictor", "feature_baseline")
+MODELS = ("cnn", *OTHER_MODELS)
+
+#: The trial type of the headline metrics: the paper's protocol of independent angle and
+#: activation variation (DESIGN.md section 5). Other trial types are reported beside it.
+HEADLINE_TASK = "tracking"
 
 
 def _fold_dir(run: Path, index: int) -> Path:
@@ -61,58 +71,6 @@ def _read_json(path: Path, what: str) -> Any:
         raise DatasetError(f"{what} not found", path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"cannot read {what}: {exc}", path) from None
-
-
-def write_predictions_csv(
-    path: Path,
-    examples: ExampleSet,
-    rows: np.ndarray,
-    cnn: tuple[np.ndarray, np.ndarray],
-    baselines: Mapping[str, np.ndarray],
-) -> Path:
-    """Write one participant's per-frame predictions (columns as in the module docstring).
-
-    Args:
-        examples: the test examples; ``rows`` selects this participant's.
-        cnn: ``(mean, sd)`` each ``(M, n_targets)`` over all test examples.
-        baselines: model name -> ``(M, n_targets)`` predictions.
-    """
-    names = examples.target_names
-    header = ["recording", "frame", "t_s"]
-    for n in names:
-        header += [n, f"{n}_sd", f"{n}_true"]
-    for model in baselines:
-        header += [f"{n}_{model}" for n in names]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    mean, sd = cnn
-    for i in rows:
-        row: list[Any] = [examples.recording[i], int(examples.frame[i]), f"{examples.t_s[i]:.6f}"]
-        for j in range(len(names)):
-            row += [f"{mean[i, j]:.6g}", f"{sd[i, j]:.6g}", f"{examples.targets[i, j]:.6g}"]
-        for pred in baselines.values():
-            row += [f"{pred[i, j]:.6g}" for j in range(len(names))]
-        w.writerow(row)
-    return write_text_atomic(path, buf.getvalue())
-
-
-def _read_predictions(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
-    """Columns of a predictions CSV as float arrays; ``None`` for a file without rows."""
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return None
-    cols = rows[0].keys()
-    out = {}
-    for c in cols:
-        if c == "recording":
-            continue
-        out[c] = np.array([float(r[c]) for r in rows])
-    missing = [n for n in names if n not in out or f"{n}_true" not in out]
-    if missing:
-        raise DatasetError(f"predictions lack target(s) {missing}", path)
-    return out
 
 
 def _split(
@@ -184,7 +142,23 @@ def _bundle_card(
         training=training | {"config": config.to_dict()},
         cv_metrics=cv_metrics,
         members=config.ensemble,
+        feature_inputs=cohort.feature_names if config.fuse_features else (),
     )
+
+
+def _predict_fold(
+    fit: Any, examples: ExampleSet, cohort: Cohort, config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD ``(M, n_targets)`` of a fold's trained network on ``examples``."""
+    from musclestate.models.networks import build_network
+    from musclestate.training.module import predict_examples
+
+    net = build_network(config.network, config.in_channels, len(cohort.target_units),
+                        config.network_params, members=config.ensemble,
+                        n_features=len(cohort.feature_names) if config.fuse_features else 0,
+                        )  # fmt: skip
+    net.load_state_dict(fit.state_dict)
+    return predict_examples(net, examples, fit.norm, fit.sd_scale, config)
 
 
 def run_fold(
@@ -198,20 +172,24 @@ def run_fold(
     resume: bool = False,
     progress: ProgressFn | None = None,
     description: str | None = None,
+    split_seed: int | None = None,
 ) -> Path | None:
     """Train and evaluate one fold; write ``RUN/folds/fold_XX`` and return it.
 
+    ``split_seed`` (default ``config.seed``) draws the fold's validation participants, so that
+    runs with other training seeds keep the same people on each side.
     Returns ``None`` in the non-zero processes of a DDP run (only rank 0 writes results).
     """
     from musclestate.models.bundle import save_bundle
     from musclestate.training.baselines import MeanPredictor, RidgeBaseline
-    from musclestate.training.module import fit_estimator, predict_examples
+    from musclestate.training.module import fit_estimator
 
     t0 = time.perf_counter()
     fdir = _fold_dir(Path(run), index)
     if set(train) & set(test):
         raise ConfigError(f"fold {index}: {sorted(set(train) & set(test))} on both sides")
-    inner, val = _split(cohort, train, config, seed=config.seed + index)
+    split_seed = config.seed if split_seed is None else split_seed
+    inner, val = _split(cohort, train, config, seed=split_seed + index)
     # every training frame (fit_estimator strides them per ensemble member)
     tr = ExampleSet.from_cohort(cohort.subset(inner), config.context)
     va = ExampleSet.from_cohort(cohort.subset(val), config.context, config.frame_stride)
@@ -231,19 +209,29 @@ def run_fold(
     )
     if not fit.is_global_zero:
         return None
-    from musclestate.models.networks import build_network
-
-    net = build_network(config.network, config.in_channels, len(cohort.target_units),
-                        config.network_params, members=config.ensemble)  # fmt: skip
-    net.load_state_dict(fit.state_dict)
-    cnn = predict_examples(net, te, fit.norm, fit.sd_scale, config)
-    mean_model = MeanPredictor.fit(np.concatenate([tr.targets, va.targets]))
+    cnn = _predict_fold(fit, te, cohort, config)
+    # like for like: every model is fitted on the inner-training people that the CNN trains on
+    mean_model = MeanPredictor.fit(tr.targets)
     baselines = {"mean_predictor": mean_model.predict(len(te))}
     ridge_alphas = None
     if tr.features is not None and va.features is not None and te.features is not None:
-        ridge = RidgeBaseline.fit(tr.features, tr.targets, va.features, va.targets,
-                                  config.ridge_alphas)  # fmt: skip
+        # penalty by leave-one-participant-out over the training side (inner + validation)
+        ridge = RidgeBaseline.fit_nested(
+            np.concatenate([tr.features, va.features]),
+            np.concatenate([tr.targets, va.targets]),
+            np.concatenate([tr.participant, va.participant]),
+            config.ridge_alphas,
+            fit_rows=np.arange(len(tr) + len(va)) < len(tr),
+        )
         baselines["feature_baseline"] = ridge.predict(te.features)
+    if config.fuse_features:
+        # the patches-only network of the same fold: same people, seed and selection
+        plain = config.replace(fuse_features=False)
+        fit_plain = fit_estimator(
+            tr, va, plain, fdir / "work_image_only", resume=resume, progress=progress,
+            description=f"{description or f'fold {index}'} (image only)",
+        )  # fmt: skip
+        baselines["cnn_image_only"] = _predict_fold(fit_plain, te, cohort, plain)[0]
         ridge_alphas = dict(zip(cohort.target_units, ridge.alphas.tolist(), strict=True))
     else:
         log.warning("fold %d: the dataset has no ROI features; no feature baseline", index)
@@ -281,13 +269,20 @@ def run_fold(
     return fdir
 
 
-def _run_config(dataset_path: Path, config: TrainConfig, k: int, cohort: Cohort) -> dict:
+def _run_config(
+    dataset_path: Path, config: TrainConfig, k: int, cohort: Cohort, split_seed: int
+) -> dict:
     from musclestate import __version__
+    from musclestate.dataset import open_dataset
 
     return {
-        "dataset": str(dataset_path.resolve()),
+        "dataset": {
+            "name": dataset_path.resolve().name,
+            "sha256": open_dataset(dataset_path).content_sha256,
+            "location": str(dataset_path.resolve()),
+        },
         "folds": k,
-        "seed": config.seed,
+        "seed": split_seed,
         "targets": dict(cohort.target_units),
         "train": config.to_dict(),
         "package_version": __version__,
@@ -301,6 +296,9 @@ def run_cv(
     *,
     folds: int = 5,
     fold: int | None = None,
+    seeds: int = 1,
+    calibrate: bool = False,
+    calibration_tasks: Sequence[str] = CALIBRATION_TASKS,
     resume: bool = False,
     progress: ProgressFn | None = None,
 ) -> Path:
@@ -314,36 +312,80 @@ def run_cv(
             the protocol of Cunningham & Loram 2019).
         fold: run only this fold (0-based), e.g. one SLURM array task; merge with
             :func:`collect`. ``None`` runs every fold and then collects.
+        seeds: repeat the whole cross-validation with training seeds ``config.seed``,
+            ``config.seed + 1``, ... (the folds and validation people stay those of
+            ``config.seed``), each in ``RUN/seed_SS``; :func:`collect` then also writes
+            ``RUN/seeds.json`` with the spread over seeds.
+        calibrate: also report each held-out person's estimates corrected by a profile fitted
+            on that person's own calibration trials (``cnn_calibrated``,
+            ``feature_baseline_calibrated``; see :mod:`musclestate.calibration`).
+        calibration_tasks: the trial types (recording ``task``) that count as calibration
+            trials (default rest, passive range of motion and MVC).
         resume: keep finished folds and continue an interrupted fold from its last checkpoint.
         progress: ``progress(description, done, total)`` per epoch.
 
     Returns:
-        ``RUN/metrics.json`` when all folds ran, else the fold's folder.
+        ``RUN/metrics.json`` when all folds ran (``RUN/seeds.json`` with ``seeds > 1``), else
+        the fold's folder (``RUN`` with ``seeds > 1``).
 
     Raises:
-        ConfigError: bad K or fold index, or ``out`` made with other settings.
+        ConfigError: bad K, fold index or number of seeds, or ``out`` made with other settings.
     """
-    from musclestate.dataset.splits import participant_folds, save_folds
-
     config = config or TrainConfig()
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     dataset_path, run = Path(dataset_path), Path(out)
     cohort = load_cohort(dataset_path, config, progress=progress)
-    splits = participant_folds(cohort.participants, folds, seed=config.seed)
+    if seeds == 1:
+        return _run_cv_loaded(cohort, dataset_path, run, config, folds, fold, resume, progress,
+                              split_seed=config.seed, calibrate=calibrate,
+                              calibration_tasks=calibration_tasks)  # fmt: skip
+    for s in range(seeds):
+        _run_cv_loaded(cohort, dataset_path, run / f"seed_{s:02d}",
+                       config.replace(seed=config.seed + s), folds, fold, resume, progress,
+                       split_seed=config.seed, calibrate=calibrate,
+                       calibration_tasks=calibration_tasks,
+                       label=f"seed {s + 1}/{seeds}, ")  # fmt: skip
+    if fold is not None or not _is_global_zero():
+        return run
+    return collect(run, calibrate=calibrate, calibration_tasks=calibration_tasks)
+
+
+def _run_cv_loaded(
+    cohort: Cohort,
+    dataset_path: Path,
+    run: Path,
+    config: TrainConfig,
+    folds: int,
+    fold: int | None,
+    resume: bool,
+    progress: ProgressFn | None,
+    *,
+    split_seed: int,
+    calibrate: bool = False,
+    calibration_tasks: Sequence[str] = CALIBRATION_TASKS,
+    label: str = "",
+) -> Path:
+    from musclestate.dataset.splits import participant_folds, save_folds
+
+    splits = participant_folds(cohort.participants, folds, seed=split_seed)
     if fold is not None and not 0 <= fold < folds:
         raise ConfigError(f"--fold {fold} is out of range for {folds} folds (0..{folds - 1})")
-    run_cfg = _run_config(dataset_path, config, folds, cohort)
+    run_cfg = _run_config(dataset_path, config, folds, cohort, split_seed) | {
+        "calibrate": calibrate,
+        "calibration_tasks": list(calibration_tasks),
+    }
     cfg_path = run / "config.json"
     if cfg_path.exists():
         old = _read_json(cfg_path, "run configuration")
-        keep = ("dataset", "folds", "seed", "targets", "train")
-        if {k: old.get(k) for k in keep} != json.loads(json.dumps({k: run_cfg[k] for k in keep})):
+        if _run_identity(old) != _run_identity(json.loads(json.dumps(run_cfg))):
             raise ConfigError(
                 f"{run} holds a run with other settings (see its config.json); choose another "
                 "--out, or repeat the same settings to add folds or resume"
             )
     else:
         _write_json(cfg_path, run_cfg)
-    save_folds(run / "splits.json", splits, seed=config.seed)
+    save_folds(run / "splits.json", splits, seed=split_seed)
     todo = splits if fold is None else [splits[fold]]
     for f in todo:
         fdir = _fold_dir(run, f.index)
@@ -353,12 +395,108 @@ def run_cv(
         if not resume and (fdir / "fold.json").exists():
             (fdir / "fold.json").unlink()
         run_fold(cohort, f.index, f.train, f.test, config, run, resume=resume, progress=progress,
-                 description=f"fold {f.index + 1}/{folds}")  # fmt: skip
+                 description=f"{label}fold {f.index + 1}/{folds}",
+                 split_seed=split_seed)  # fmt: skip
     if fold is not None:
         return _fold_dir(run, fold)
     if not _is_global_zero():
         return run / "metrics.json"
-    return collect(run)
+    return collect(run, calibrate=calibrate, calibration_tasks=calibration_tasks)
+
+
+#: Settings of how a run executes, not of what it computes: a fold job may use other ones.
+EXECUTION_SETTINGS = ("accelerator", "devices", "num_nodes", "strategy", "num_threads")
+
+
+def _run_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes two run configurations the same run: the dataset's content (not where it
+    lies), folds, split seed, targets and the training settings except execution ones."""
+    ds = cfg.get("dataset")
+    train = {k: v for k, v in dict(cfg.get("train") or {}).items() if k not in EXECUTION_SETTINGS}
+    return {
+        "dataset": ds.get("sha256") if isinstance(ds, Mapping) else ds,
+        "folds": cfg.get("folds"),
+        "seed": cfg.get("seed"),
+        "targets": cfg.get("targets"),
+        "train": train,
+    }
+
+
+def seed_runs(run: str | Path) -> list[Path]:
+    """The per-seed run folders ``RUN/seed_SS`` of a ``--seeds`` run, in order (empty if none)."""
+    return sorted(p.parent for p in Path(run).glob("seed_*/config.json"))
+
+
+def collect_seeds(
+    run: str | Path,
+    *,
+    calibrate: bool | None = None,
+    calibration_tasks: Sequence[str] | None = None,
+) -> Path:
+    """Collect every seed of a ``--seeds`` run and write ``RUN/seeds.json``: the spread over seeds.
+
+    seeds.json::
+
+        {"seeds": [S0, S1, ...], "runs": ["seed_00", ...], "frames": "tracking" | "all",
+         "models": {MODEL: {NAME: {"r2_mean", "r2_sd", "r2_min", "r2_max", "r2": [...],
+                                   "r_mean", "rmse_mean"}}},
+         "all_frames": {"models": {...same...}}}
+
+    ``r2`` lists each seed's headline R² (mean over held-out participants); ``r2_mean`` and
+    ``r2_sd`` (ddof=1) are over seeds; ``r_mean`` and ``rmse_mean`` average the seeds' means.
+
+    Raises:
+        DatasetError: no seed runs in ``run``, or one is incomplete.
+    """
+    run = Path(run)
+    runs = seed_runs(run)
+    if not runs:
+        raise DatasetError("holds no seed_SS runs (is this a `musclestate cv --seeds N` run?)", run)
+    metrics = [
+        json.loads(
+            collect(r, calibrate=calibrate, calibration_tasks=calibration_tasks).read_text(
+                encoding="utf-8"
+            )
+        )
+        for r in runs
+    ]
+
+    def spread(blocks: list[Mapping[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for model in blocks[0]:
+            if not all(model in b for b in blocks):
+                continue
+            out[model] = {}
+            for name in blocks[0][model]["summary"]:
+                summ = [b[model]["summary"][name] for b in blocks]
+                r2 = np.array([_num(x.get("r2_mean")) for x in summ])
+                out[model][name] = {
+                    "r2_mean": float(np.nanmean(r2)),
+                    "r2_sd": float(np.nanstd(r2, ddof=1)) if r2.size > 1 else float("nan"),
+                    "r2_min": float(np.nanmin(r2)),
+                    "r2_max": float(np.nanmax(r2)),
+                    "r2": r2.tolist(),
+                    "r_mean": float(np.nanmean([_num(x.get("r_mean")) for x in summ])),
+                    "rmse_mean": float(np.nanmean([_num(x.get("rmse_mean")) for x in summ])),
+                }
+        return out
+
+    result = {
+        "seeds": [int(m["config"]["train"]["seed"]) for m in metrics],
+        "runs": [r.name for r in runs],
+        "folds": metrics[0]["folds"],
+        "targets": metrics[0]["targets"],
+        "frames": metrics[0].get("frames", "all"),
+        "models": spread([m["models"] for m in metrics]),
+        "all_frames": {"models": spread([m["all_frames"]["models"] for m in metrics])},
+    }
+    path = _write_json(run / "seeds.json", result)
+    log.info("collected %d seeds of %s", len(runs), run)
+    return path
+
+
+def _num(v: Any) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _is_global_zero() -> bool:
@@ -367,12 +505,113 @@ def _is_global_zero() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def collect(run: str | Path) -> Path:
+def _model_blocks(
+    preds: Mapping[str, ParticipantPredictions],
+    rows: Mapping[str, np.ndarray],
+    names: Sequence[str],
+    models: Sequence[str],
+) -> dict[str, Any]:
+    """``{MODEL: {"per_participant", "summary"}}`` over the frames ``rows[pid]`` of each person.
+
+    People with none of those frames are left out.
+    """
+    out: dict[str, Any] = {}
+    for model in models:
+        pp = {}
+        for pid, p in sorted(preds.items()):
+            sel = rows[pid]
+            if not sel.any():
+                continue
+            pred = p.model(model)
+            pp[pid] = {n: participant_metrics(p.true[n][sel], pred[n][sel]) for n in names}
+        out[model] = {"per_participant": pp, "summary": summarise(pp, list(names))}
+    return out
+
+
+def _calibration(
+    preds: Mapping[str, ParticipantPredictions],
+    rows: Mapping[str, np.ndarray],
+    names: Sequence[str],
+) -> dict[str, Any]:
+    """Pooled calibration of the predicted SD over the frames ``rows[pid]`` of each person."""
+    return {
+        n: calibration(
+            np.concatenate([p.true[n][rows[pid]] for pid, p in preds.items()]),
+            np.concatenate([p.mean[n][rows[pid]] for pid, p in preds.items()]),
+            np.concatenate([p.sd[n][rows[pid]] for pid, p in preds.items()]),
+        )
+        for n in names
+    }
+
+
+def _calibrated_predictions(
+    run: Path,
+    infos: Sequence[Mapping[str, Any]],
+    preds: Mapping[str, ParticipantPredictions],
+    names: Sequence[str],
+    units: Mapping[str, str],
+    models: Sequence[str],
+    tasks: Sequence[str],
+) -> tuple[dict[str, dict[str, ParticipantPredictions]], dict[str, Any]]:
+    """Per model: each held-out person's predictions corrected by a profile fitted on that
+    person's calibration frames only (trial types ``tasks``); and the profiles' contents.
+
+    The target scale of the gain's shrinkage is the SD of the fold's training targets (its
+    estimator card), so no held-out value sets it.
+    """
+    from musclestate.calibration import fit_profile
+
+    scales: dict[str, dict[str, float]] = {}
+    for info in infos:
+        card = _read_json(_fold_dir(run, int(info["index"])) / "model" / "card.json", "card")
+        sd = {t["name"]: float(t["sd"]) for t in card["targets"]}
+        for pid in info["test"]:
+            scales[pid] = sd
+    out: dict[str, dict[str, ParticipantPredictions]] = {}
+    profiles: dict[str, Any] = {}
+    for model in models:
+        if model == "mean_predictor":
+            continue  # a constant cannot be given a gain; its offset alone is no estimator
+        key = f"{model}_calibrated"
+        for pid, p in sorted(preds.items()):
+            cal = np.isin(p.tasks().astype(str), list(tasks))
+            if not cal.any():
+                continue
+            est = p.model(model)
+            prof = fit_profile(
+                pid,
+                {n: est[n][cal] for n in names},
+                {n: p.true[n][cal] for n in names},
+                scales[pid],
+                units,
+                trials=sorted(set(p.recording[cal].tolist())),
+            )
+            fixed = prof.apply({n: est[n] for n in names})
+            out.setdefault(key, {})[pid] = ParticipantPredictions(
+                participant=pid, recording=p.recording, frame=p.frame, t_s=p.t_s,
+                mean=fixed, sd=p.sd, true=p.true, task=p.task,
+            )  # fmt: skip
+            profiles.setdefault(key, {})[pid] = prof.to_dict()["targets"]
+    return out, profiles
+
+
+def collect(
+    run: str | Path,
+    *,
+    calibrate: bool | None = None,
+    calibration_tasks: Sequence[str] | None = None,
+) -> Path:
     """Merge the folds of ``run`` into ``RUN/metrics.json`` and ``RUN/predictions/<PID>.csv``.
 
-    metrics.json::
+    For a ``--seeds`` run (``RUN/seed_SS`` folders), collect each seed and return
+    :func:`collect_seeds`' ``RUN/seeds.json``.
+
+    The headline is the tracking trials (:data:`HEADLINE_TASK`), the paper's protocol; where no
+    recording is marked as a tracking trial, it is every frame (``"frames": "all"``). Beside it
+    stand the same metrics over all frames and per trial type. metrics.json::
 
         {"targets": {NAME: {"unit": U}}, "folds": K,
+         "frames": "tracking" | "all",
          "models": {"cnn" | "mean_predictor" | "feature_baseline":
                     {"per_participant": {PID: {NAME: {"r2", "r", "rmse", "nrmse"}}},
                      "summary": {NAME: {"r2_mean", "r2_sd", "r_mean", "rmse_mean",
@@ -380,16 +619,24 @@ def collect(run: str | Path) -> Path:
          "calibration": {NAME: {"within_1sd", "within_2sd", "expected_within_1sd",
                                 "expected_within_2sd", "abs_error_sd_r", "mean_sd", "rmse",
                                 "n_frames"}},
+         "all_frames": {"models": {...as above...}, "calibration": {...}},
+         "by_trial_type": {TASK: {"models": {...}, "n_frames": N}},
          "folds_info": [...fold.json...], "config": {...}, "splits": {...}}
 
-    Undefined values (e.g. Pearson r of the constant mean predictor) are ``null``.
+    ``models`` and ``calibration`` at the top are the headline's. Undefined values (e.g.
+    Pearson r of the constant mean predictor) are ``null``.
 
     Raises:
         DatasetError: a fold is missing or incomplete (the message names the ``--fold`` jobs
             still to run).
     """
     run = Path(run)
+    if not (run / "config.json").exists() and seed_runs(run):
+        return collect_seeds(run, calibrate=calibrate, calibration_tasks=calibration_tasks)
     cfg = _read_json(run / "config.json", "run configuration (is this a `musclestate cv` run?)")
+    if calibrate is None:
+        calibrate = bool(cfg.get("calibrate", False))
+    cal_tasks = tuple(calibration_tasks or cfg.get("calibration_tasks") or CALIBRATION_TASKS)
     splits = _read_json(run / "splits.json", "splits")
     k = int(cfg["folds"])
     units: dict[str, str] = dict(cfg["targets"])
@@ -402,60 +649,97 @@ def collect(run: str | Path) -> Path:
             run,
         )
     infos = [_read_json(_fold_dir(run, i) / "fold.json", "fold result") for i in range(k)]
-    per: dict[str, dict[str, dict]] = {m: {} for m in MODELS}
-    pooled: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    pooled_sd: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    pooled_true: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    has_baseline = True
+    preds: dict[str, ParticipantPredictions] = {}
     notes: list[str] = []
     for info in infos:
         fdir = _fold_dir(run, int(info["index"]))
         for pid in info["test"]:
             src = fdir / "predictions" / f"{pid}.csv"
-            cols = _read_predictions(src, names)
-            if cols is None:
+            p = read_predictions(src, names, allow_empty=True)
+            if p is None:
                 notes.append(f"{pid}: no frame with a muscle found; left out of the metrics")
                 log.warning(notes[-1])
                 continue
             with atomic_file(run / "predictions" / f"{pid}.csv") as tmp:
                 shutil.copyfile(src, tmp)
-            for model in MODELS:
-                suffix = "" if model == "cnn" else f"_{model}"
-                if model == "feature_baseline" and f"{names[0]}{suffix}" not in cols:
-                    has_baseline = False
-                    continue
-                per[model][pid] = {
-                    n: participant_metrics(cols[f"{n}_true"], cols[f"{n}{suffix}"]) for n in names
-                }
-            for n in names:
-                pooled[n].append(cols[n])
-                pooled_sd[n].append(cols[f"{n}_sd"])
-                pooled_true[n].append(cols[f"{n}_true"])
-    models: dict[str, Any] = {}
-    for model in MODELS:
-        if model == "feature_baseline" and not has_baseline:
-            continue
-        pp = dict(sorted(per[model].items()))
-        models[model] = {"per_participant": pp, "summary": summarise(pp, names)}
-    calib = {
-        n: calibration(
-            np.concatenate(pooled_true[n]), np.concatenate(pooled[n]), np.concatenate(pooled_sd[n])
+            preds[pid] = p
+    models = ["cnn", *(m for m in OTHER_MODELS if all(m in p.baselines for p in preds.values()))]
+    if "feature_baseline" not in models:
+        notes.append("no ROI features in the dataset: no feature baseline")
+    tasks = {pid: p.tasks() for pid, p in preds.items()}
+    every = {pid: np.ones(p.n_frames, bool) for pid, p in preds.items()}
+    if any((t == HEADLINE_TASK).any() for t in tasks.values()):
+        frames = HEADLINE_TASK
+        headline = {pid: t == HEADLINE_TASK for pid, t in tasks.items()}
+        for pid in sorted(pid for pid, sel in headline.items() if not sel.any()):
+            notes.append(f"{pid}: no {HEADLINE_TASK} frames; left out of the headline")
+    else:
+        frames, headline = "all", every
+        notes.append(
+            f"no recording is marked as a {HEADLINE_TASK!r} trial: the headline is every frame"
         )
-        for n in names
-    }
+    by_task: dict[str, Any] = {}
+    for task in sorted({str(x) for t in tasks.values() for x in t} - {""}):
+        sel = {pid: t == task for pid, t in tasks.items()}
+        by_task[task] = {
+            "models": _model_blocks(preds, sel, names, models),
+            "n_frames": int(sum(int(v.sum()) for v in sel.values())),
+        }
+    head_models = _model_blocks(preds, headline, names, models)
+    profiles: dict[str, Any] = {}
+    if calibrate:
+        calibrated, profiles = _calibrated_predictions(
+            run, infos, preds, names, units, models, cal_tasks
+        )
+        cal_models = [f"{m}_calibrated" for m in models if f"{m}_calibrated" in calibrated]
+        if not cal_models:
+            raise DatasetError(
+                "calibration asked for, but no held-out participant has calibration trials "
+                f"(recordings whose task is one of {list(cal_tasks)}); import them with "
+                "their task, or run without --calibrate",
+                run,
+            )
+        not_cal = {pid: ~np.isin(t.astype(str), list(cal_tasks)) for pid, t in tasks.items()}
+        # the same people and frames for the zero-shot and calibrated figures: those with
+        # calibration trials, their frames outside the calibration trials
+        cal_people = set(calibrated[cal_models[0]])
+        blocks = [(head_models, headline)] + [
+            (by_task[t]["models"], {pid: tasks[pid] == t for pid in tasks})
+            for t in by_task
+            if t not in cal_tasks
+        ]
+        for target_models, rows in blocks:
+            sel = {pid: rows[pid] & not_cal[pid] for pid in cal_people}
+            if not any(v.any() for v in sel.values()):
+                continue  # e.g. a headline made of calibration trials only
+            for cm in cal_models:
+                # the corrected values ride in the `mean` of each person's predictions
+                target_models[cm] = _model_blocks(calibrated[cm], sel, names, ["cnn"])["cnn"]
+        if frames == "all":
+            notes.append("calibrated figures leave out the calibration trials' frames")
+        missing_cal = sorted(set(preds) - cal_people)
+        if missing_cal:
+            notes.append(f"no calibration trials, so no calibrated figures, for {missing_cal}")
     metrics = {
         "targets": {n: {"unit": u} for n, u in units.items()},
         "folds": k,
-        "models": models,
-        "calibration": calib,
-        "notes": notes
-        + ([] if has_baseline else ["no ROI features in the dataset: no feature baseline"]),
+        "frames": frames,
+        "calibrated_on": list(cal_tasks) if calibrate else None,
+        "models": head_models,
+        "calibration": _calibration(preds, headline, names),
+        "all_frames": {
+            "models": _model_blocks(preds, every, names, models),
+            "calibration": _calibration(preds, every, names),
+        },
+        "by_trial_type": by_task,
+        "calibration_profiles": profiles,
+        "notes": notes,
         "folds_info": infos,
         "config": cfg,
         "splits": splits,
     }
     path = _write_json(run / "metrics.json", metrics)
-    log.info("collected %d folds of %s", k, run)
+    log.info("collected %d folds of %s (headline: %s frames)", k, run, frames)
     return path
 
 

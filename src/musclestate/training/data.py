@@ -51,6 +51,8 @@ class RecordingData:
         pixel_spacing_mm: ``(row_mm, col_mm)`` of the frames, or ``None`` where unknown.
         found: ``(T,)`` bool, False where the ROI stage found no muscle (those frames are left
             out of training and evaluation), or ``None`` (all frames usable).
+        task: the recording's trial type (``"tracking"``, ``"mvc"``, ``"passive_rom"``, ...,
+            from its metadata; ``""`` where the import did not say).
     """
 
     id: str
@@ -62,6 +64,7 @@ class RecordingData:
     features: np.ndarray | None = None
     pixel_spacing_mm: tuple[float, float] | None = None
     found: np.ndarray | None = None
+    task: str = ""
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
@@ -245,6 +248,7 @@ def load_cohort(
                 features=features,
                 pixel_spacing_mm=info.pixel_spacing_mm,
                 found=found if config.input == "patches" else None,
+                task=str(info.meta.get("task", "") or ""),
             )
         )
     if progress is not None:
@@ -266,6 +270,7 @@ class ExampleSet:
         frame: ``(M,)`` int64 frame index within its recording.
         t_s: ``(M,)`` float64 frame time.
         target_names: column names of ``targets``.
+        task: ``(M,)`` str, the trial type of each example's recording (``""`` = not given).
     """
 
     images: np.ndarray
@@ -277,6 +282,7 @@ class ExampleSet:
     frame: np.ndarray
     t_s: np.ndarray
     target_names: tuple[str, ...]
+    task: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.neighbours.shape[0])
@@ -295,7 +301,7 @@ class ExampleSet:
             )
         names = cohort.target_names
         offs = np.arange(-context, context + 1)
-        images, nbrs, tg, feats, rec, part, frame, t = [], [], [], [], [], [], [], []
+        images, nbrs, tg, feats, rec, part, frame, t, task = [], [], [], [], [], [], [], [], []
         base = 0
         with_features = cohort.has_features
         for r in cohort.recordings:
@@ -309,6 +315,7 @@ class ExampleSet:
                 feats.append(r.features[idx])
             rec.append(np.full(idx.size, r.id, dtype=object))
             part.append(np.full(idx.size, r.participant, dtype=object))
+            task.append(np.full(idx.size, r.task, dtype=object))
             frame.append(idx)
             t.append(r.t_s[idx])
             base += r.n_frames
@@ -322,6 +329,7 @@ class ExampleSet:
             frame=np.concatenate(frame).astype(np.int64),
             t_s=np.concatenate(t),
             target_names=names,
+            task=np.concatenate(task),
         )
 
     def take(self, rows: np.ndarray) -> ExampleSet:
@@ -336,6 +344,7 @@ class ExampleSet:
             participant=self.participant[rows],
             frame=self.frame[rows],
             t_s=self.t_s[rows],
+            task=None if self.task is None else self.task[rows],
         )
 
     def inputs(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
@@ -413,7 +422,9 @@ class FrameDataset(Dataset):
     of an example is drawn from ``default_rng([seed, epoch, index])``. ``y`` holds the targets
     normalised by ``norm``; unknown targets (NaN) come back as 0 with ``mask`` False. With
     ``aux_norm`` the batch also carries the examples' architecture measures normalised by it,
-    ``(y_aux (B, F), mask_aux)``, as auxiliary targets.
+    ``(y_aux (B, F), mask_aux)``, as auxiliary targets. With ``with_features`` it carries them
+    as network inputs instead, ``features (B, F)`` float32 in their own units (NaN where a
+    measure could not be made): ``(x, y, mask, features)``.
     """
 
     def __init__(
@@ -423,6 +434,7 @@ class FrameDataset(Dataset):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         aux_norm: TargetNorm | None = None,
+        with_features: bool = False,
     ) -> None:
         self.examples = examples
         self.augment = augment if augment is not None and augment.active else None
@@ -436,6 +448,14 @@ class FrameDataset(Dataset):
                     "examples have none; run `musclestate roi apply` or set aux_weight 0"
                 )
             self.aux = _masked(aux_norm.apply(examples.features.astype(np.float64)))
+        self.features: np.ndarray | None = None
+        if with_features:
+            if examples.features is None:
+                raise DatasetError(
+                    "fuse_features needs the ROI stage's architecture measures, and these "
+                    "examples have none; run `musclestate roi apply` or train without it"
+                )
+            self.features = np.asarray(examples.features, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -452,6 +472,8 @@ class FrameDataset(Dataset):
             torch.from_numpy(self.z[rows]),
             torch.from_numpy(self.mask[rows]),
         )
+        if self.features is not None:
+            batch += (torch.from_numpy(self.features[rows]),)
         if self.aux is not None:
             batch += (torch.from_numpy(self.aux[0][rows]), torch.from_numpy(self.aux[1][rows]))
         return batch

@@ -62,31 +62,42 @@ class EstimatorModule(L.LightningModule):
         n_targets: number of targets (the network outputs ``2 * n_targets``).
         n_aux: auxiliary outputs after the Gaussian head (architecture measures, trained with
             weight ``config.aux_weight``; 0 = none).
+        n_features: architecture measures read as inputs (``config.fuse_features``; 0 = none).
     """
 
-    def __init__(self, config: TrainConfig, n_targets: int, n_aux: int = 0) -> None:
+    def __init__(
+        self, config: TrainConfig, n_targets: int, n_aux: int = 0, n_features: int = 0
+    ) -> None:
         super().__init__()
         self.config = config
         self.n_targets = n_targets
         self.n_aux = n_aux
+        self.n_features = n_features
         self.net = build_network(
-            config.network, config.in_channels, n_targets, config.network_params, n_aux
-        )
+            config.network, config.in_channels, n_targets, config.network_params, n_aux,
+            n_features=n_features,
+        )  # fmt: skip
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(N, C, h, w)`` in 0..1 -> normalised means and log-variances, each ``(N, T)``."""
-        mu, logvar, _ = self._outputs(x)
+    def forward(
+        self, x: torch.Tensor, features: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, C, h, w)`` in 0..1 (and ``(N, F)`` measures for a fused network) ->
+        normalised means and log-variances, each ``(N, T)``."""
+        mu, logvar, _ = self._outputs(x, features)
         return mu, logvar
 
-    def _outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = self.net(x)
+    def _outputs(
+        self, x: torch.Tensor, features: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.net(x) if features is None else self.net(x, features)
         t = self.n_targets
         return out[:, :t], out[:, t : 2 * t].clamp(*LOGVAR_RANGE), out[:, 2 * t :]
 
     def _losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        """``(mse, nll, aux_mse)`` of a batch ``(x, y, mask[, y_aux, mask_aux])``."""
+        """``(mse, nll, aux_mse)`` of a batch ``(x, y, mask[, features | y_aux, mask_aux])``."""
         x, y, mask = batch[:3]
-        mu, logvar, aux = self._outputs(x)
+        features = batch[3] if self.n_features else None
+        mu, logvar, aux = self._outputs(x, features)
         mse, n = _masked_mse(mu, y, mask)
         m = mask.to(mu.dtype)
         nll = (0.5 * (logvar + (y - mu.detach()) ** 2 * torch.exp(-logvar)) * m).sum() / n
@@ -159,8 +170,11 @@ class EstimatorData(L.LightningDataModule):
         aux_norm: TargetNorm | None = None,
     ) -> None:
         super().__init__()
-        self.train_set = FrameDataset(train, norm, config.augment, config.seed, aux_norm)
-        self.val_set = FrameDataset(val, norm)
+        fused = config.fuse_features
+        self.train_set = FrameDataset(
+            train, norm, config.augment, config.seed, aux_norm, with_features=fused
+        )
+        self.val_set = FrameDataset(val, norm, with_features=fused)
         self.config = config
 
     def train_dataloader(self) -> DataLoader:
@@ -265,7 +279,8 @@ def fit_estimator(
         return fits[0]
     state = {f"members.{m}.{k}": v for m, fit in enumerate(fits) for k, v in fit.state_dict.items()}
     net = build_network(config.network, config.in_channels, n_targets, config.network_params,
-                        members=config.ensemble)  # fmt: skip
+                        members=config.ensemble,
+                        n_features=_n_features(train, config))  # fmt: skip
     net.load_state_dict(state)
     z_mu, logvar = _predict_normalised(net, val, config, n_targets)
     z_val = norm.apply(val.targets)
@@ -320,7 +335,11 @@ def _fit_member(
         aux_norm = TargetNorm.fit_features(train.features)
     n_aux = 0 if aux_norm is None else len(aux_norm.mean)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = EstimatorModule(config, len(train.target_names), n_aux)
+    n_features = _n_features(train, config)
+    module = EstimatorModule(config, len(train.target_names), n_aux, n_features)
+    if n_features:
+        f_norm = TargetNorm.fit_features(train.features)
+        module.net.set_feature_norm(f_norm.mean, f_norm.sd)
     data = EstimatorData(train, val, norm, config, aux_norm)
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -393,17 +412,33 @@ def _fit_member(
     )
 
 
+def _n_features(examples: ExampleSet, config: TrainConfig) -> int:
+    """Measures a fused network reads (0 without ``config.fuse_features``)."""
+    if not config.fuse_features:
+        return 0
+    if examples.features is None:
+        raise DatasetError(
+            "fuse_features needs the ROI stage's architecture measures, and the dataset has "
+            "none; run `musclestate roi apply` or train without fuse_features"
+        )
+    return int(examples.features.shape[1])
+
+
 def _predict_normalised(
     net: torch.nn.Module, examples: ExampleSet, config: TrainConfig, n_targets: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised means and log-variances ``(M, n_targets)`` of every example, in batches."""
     mus, lvs = [], []
     net.eval()
+    fused = bool(_n_features(examples, config))
     with torch.inference_mode():
         for s in range(0, len(examples), 512):
             rows = np.arange(s, min(s + 512, len(examples)))
             x = torch.from_numpy(examples.inputs(rows).astype(np.float32) / np.float32(255.0))
-            out = net(x)
+            if fused:
+                out = net(x, torch.from_numpy(examples.features[rows].astype(np.float32)))
+            else:
+                out = net(x)
             mus.append(out[:, :n_targets].numpy().astype(np.float64))
             logvar = out[:, n_targets : 2 * n_targets].clamp(*LOGVAR_RANGE)
             lvs.append(logvar.numpy().astype(np.float64))
