@@ -21,6 +21,7 @@ import numpy as np
 import scipy.io
 from PIL import Image, ImageDraw
 
+from musclestate.io.images import read_image
 from musclestate.io.video import iter_video
 from musclestate.phantom import geometry
 from musclestate.phantom.cohort import make_participant
@@ -49,9 +50,7 @@ def drazan_rest_and_mvc(shared: Path) -> list[np.ndarray]:
 
 
 def dltrack_image(shared: Path) -> np.ndarray:
-    img = np.asarray(
-        Image.open(shared / "dltrack-aponeurosis" / "images" / "img_00001.png").convert("L")
-    )
+    img = read_image(shared / "dltrack-aponeurosis" / "images" / "img_00001.png")
     rows = np.flatnonzero(img.mean(axis=1) > 5)
     cols = np.flatnonzero(img.mean(axis=0) > 5)
     return img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
