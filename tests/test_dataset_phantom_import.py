@@ -50,4 +50,8 @@ def test_targets_agree_with_phantom_truth(imported: tuple[Path, Path]) -> None:
             emg = tg[f"{m}_activation"]
             assert np.corrcoef(act, emg)[0, 1] > 0.9
             # %MVC against the phantom's MVC trial at full activation: about 100 x activation
-            assert 80 < np.median(emg / np.maximum(act, 0.05)) < 125
+            # (over frames above 10 % activation, where baseline noise and smoothing do not
+            # dominate the ratio)
+            on = act > 0.1
+            assert on.sum() >= 10
+            assert 80 < np.median(emg[on] / act[on]) < 125

@@ -32,6 +32,7 @@ _API: dict[str, str] = {
     "load_profile": "musclestate.calibration",
     "simulate_cohort": "musclestate.phantom",
     "sample_labelled_frames": "musclestate.phantom",
+    "audit_cohort": "musclestate.phantom",
     "TrainConfig": "musclestate.training.config",
     "run_cv": "musclestate.training.cv",
     "train_bundle": "musclestate.training.cv",
