@@ -31,7 +31,8 @@ def test_targets_agree_with_phantom_truth(imported: tuple[Path, Path]) -> None:
     raw, out = imported
     ds = open_dataset(out)
     assert len(ds.participants) == 2
-    assert all(r.trial != "mvc" for r in ds.recordings)  # include = false
+    # every trial is imported; rest and MVC trials serve as calibration recordings
+    assert {r.meta["task"] for r in ds.recordings} == {"tracking", "mvc", "passive_rom"}
     tracking = [r for r in ds.recordings if r.meta["task"] == "tracking"]
     assert tracking
     for info in ds.recordings:

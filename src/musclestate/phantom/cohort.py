@@ -11,7 +11,7 @@
                                   thicknesses, aponeurosis lines (units in the header)
     P01/track_01/labels.npz       ``labels`` (T, H, W) uint8: 0 background, 1 superficial
                                   aponeurosis, 2 deep aponeurosis, 3 MG, 4 SOL
-    P01/mvc/...  P01/rom/...      the MVC trial (include = false: EMG normalisation only) and
+    P01/mvc/...  P01/rom/...      the MVC trial (EMG normalisation and calibration) and
                                   the passive range of motion
 
 Each trial folder is written under a temporary name and renamed when complete, and the manifest
@@ -420,7 +420,9 @@ def simulate_cohort(
                         "video": f"{rel}/video.mp4",
                         "signals": [f"{rel}/daq.csv", f"{rel}/emg.csv"],
                         "pixel_spacing_mm": [round(spacing[0], 6), round(spacing[1], 6)],
-                        "include": task != "mvc",
+                        # every trial is imported: the rest/passive and MVC trials are the
+                        # calibration recordings of per-person calibration
+                        "include": True,
                     }
                 )
                 if cfg.screen:
