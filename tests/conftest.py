@@ -103,3 +103,33 @@ def phantom_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
         protocol=ProtocolConfig(tracking_trials=2, mvc_seconds=2.0, rom_seconds=3.0),
     )
     return simulate_cohort(tmp_path_factory.mktemp("phantom") / "cohort", config=cfg)
+
+
+def _synthetic_muscle(
+    angle_deg: float, *, h: int = 300, w: int = 400, sup: int = 40, deep: int = 240, seed: int = 0
+) -> tuple:
+    """Speckled muscle between two bright 8-row bands, with bright fascicle stripes at
+    ``angle_deg`` (+ = deeper to the right); returns ``(image uint8, band probability)``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = 40 + 15 * rng.standard_normal((h, w))
+    # stripes: distance across lines at angle_deg, period 14 px
+    t = np.radians(angle_deg)
+    across = rows * np.cos(t) - cols * np.sin(t)
+    stripes = np.exp(-0.5 * ((across % 14) - 7) ** 2 / 1.5**2)
+    inside = (rows > sup + 4) & (rows < deep - 4)
+    img += 70 * stripes * inside
+    prob = np.zeros((h, w), np.float32)
+    for r in (sup, deep):
+        band = np.abs(rows - r) <= 4
+        img[band] = 220
+        prob[band] = 1.0
+    return np.clip(img, 0, 255).astype(np.uint8), prob
+
+
+@pytest.fixture
+def synthetic_muscle():
+    """:func:`_synthetic_muscle`: ``(angle_deg, *, h, w, sup, deep, seed) -> (image, prob)``."""
+    return _synthetic_muscle

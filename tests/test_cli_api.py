@@ -42,6 +42,7 @@ ALIASES: dict[str, dict[str, tuple[str, str]]] = {
 # Function parameters the command does not offer, and why.
 FUNCTION_ONLY: dict[str, set[str]] = {
     "roi train": {"network_config"},  # the shipped U-Net's architecture, not a user setting
+    "architecture evaluate": {"config"},  # the tuned measurement settings, set from Python
 }
 
 

@@ -32,7 +32,8 @@ def test_targets_agree_with_phantom_truth(imported: tuple[Path, Path]) -> None:
     raw, out = imported
     ds = open_dataset(out)
     assert len(ds.participants) == 2
-    assert all(r.trial != "mvc" for r in ds.recordings)  # include = false
+    # every trial is imported; rest and MVC trials serve as calibration recordings
+    assert {r.meta["task"] for r in ds.recordings} == {"tracking", "mvc", "passive_rom"}
     tracking = [r for r in ds.recordings if r.meta["task"] == "tracking"]
     assert tracking
     for info in ds.recordings:
@@ -51,4 +52,8 @@ def test_targets_agree_with_phantom_truth(imported: tuple[Path, Path]) -> None:
             emg = tg[f"{m}_activation"]
             assert np.corrcoef(act, emg)[0, 1] > 0.9
             # %MVC against the phantom's MVC trial at full activation: about 100 x activation
-            assert 80 < np.median(emg / np.maximum(act, 0.05)) < 125
+            # (over frames above 10 % activation, where baseline noise and smoothing do not
+            # dominate the ratio)
+            on = act > 0.1
+            assert on.sum() >= 10
+            assert 80 < np.median(emg[on] / act[on]) < 125

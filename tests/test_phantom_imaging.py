@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from musclestate.phantom import geometry, mechanics
+from musclestate.phantom import geometry
 from musclestate.phantom.cohort import make_participant
 from musclestate.phantom.imaging import DEEP_APO, MG_REGION
 
@@ -15,17 +15,9 @@ from musclestate.phantom.imaging import DEEP_APO, MG_REGION
 @pytest.fixture(scope="module")
 def scene():
     p, tm = make_participant(11, 0, (256, 256))
-    mg, sol = p.muscle_params()
 
     def frames(angle: np.ndarray, act: np.ndarray, seed: int = 0):
-        js = mechanics.joint_state(
-            angle, 0.0, act, act, force_scale=p.force_scale, arm_scale=p.moment_arm_scale,
-            mg=mg, sol=sol,
-        )  # fmt: skip
-        geo = geometry.image_geometry(
-            p, geometry.Placement(), js.mg.l_norm, js.sol.l_norm,
-            js.mg.force_n / mg.fmax_n, js.sol.force_n / sol.fmax_n, angle,
-        )  # fmt: skip
+        _, geo = geometry.state_geometry(p, geometry.Placement(), angle, act, act)
         rng = np.random.default_rng(seed)
         out = [(tm.render(geo.at(i), rng), tm.labels(geo.at(i))) for i in range(len(geo))]
         return geo, out
@@ -90,3 +82,24 @@ def test_speckle_moves_with_the_tissue(scene) -> None:
     assert corr(a, c) < corr(a, b) - 0.3  # a large one: decorrelated
     again = frames(np.zeros(3), act)[1]
     assert all(np.array_equal(x[0], y[0]) for x, y in zip(out, again, strict=True))
+
+
+def test_mg_fascicles_bow_concave_on_the_proximal_side(scene) -> None:
+    """Muramatsu et al. (2002): the bow grows with force, its middle towards the superficial,
+    distal (+x) side, at the curvature the geometry gives."""
+    p, tm, _ = scene
+    _, geo = geometry.state_geometry(p, geometry.Placement(), np.zeros(2), [0.0, 1.0], [0.0, 1.0])
+    mvc = geo.at(1)
+    straight = dict(mvc, mg_curvature_per_m=0.0)
+    x1, y1 = tm.positions(mvc)
+    x0, y0 = tm.positions(straight)
+    sl = next(s for pop, s in tm._pop_slices if pop == 2)  # MG scatterers
+    b = tm._b[sl]
+    mid = np.abs(b - 0.5) < 0.05
+    dx, dy = (x1 - x0)[sl][mid], (y1 - y0)[sl][mid]
+    assert np.all(dx > 0) and np.all(dy < 0)  # distal and superficial
+    phi = np.radians(mvc["mg_pennation_deg"]) + np.arctan(mvc["deep_apo_slope"])
+    fascicle_mm = (mvc["mg_thickness_mm"]) / np.sin(phi)
+    sagitta = np.hypot(dx, dy).mean()
+    kappa = 8.0 * sagitta / fascicle_mm**2 * 1e3  # 1/m
+    assert kappa == pytest.approx(mvc["mg_curvature_per_m"], rel=0.25)

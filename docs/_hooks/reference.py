@@ -24,6 +24,7 @@ STAGES = {
     "phantom": "The phantom",
     "dataset": "Datasets",
     "roi": "Finding the muscle",
+    "architecture": "Muscle architecture",
     "training": "Cross-validation and training",
     "models": "Estimator bundles",
     "inference": "Prediction",

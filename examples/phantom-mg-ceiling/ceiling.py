@@ -24,14 +24,14 @@ GEOMETRY = (
     "mg_fascicle [mm]", "mg_pennation [deg]", "mg_thickness [mm]", "sol_fascicle [mm]",
     "sol_pennation [deg]", "sol_thickness [mm]", "fat [mm]", "sup_apo_depth [mm]",
     "sup_apo_slope [1]", "deep_apo_depth [mm]", "deep_apo_slope [1]", "sol_floor_depth [mm]",
-    "sol_floor_slope [1]", "mg_curvature [1]",
+    "sol_floor_slope [1]", "mg_curvature [1/m]",
 )  # fmt: skip
 STATES = ("mg_activation [1]", "sol_activation [1]", "ankle_angle [deg]", "ankle_moment [N m]")
 SUBSETS = {
     "all geometry": GEOMETRY,
-    "all but MG curvature": tuple(g for g in GEOMETRY if g != "mg_curvature [1]"),
+    "all but MG curvature": tuple(g for g in GEOMETRY if g != "mg_curvature [1/m]"),
     "MG fascicle, pennation, thickness": GEOMETRY[:3],
-    "MG curvature alone": ("mg_curvature [1]",),
+    "MG curvature alone": ("mg_curvature [1/m]",),
 }
 
 

@@ -76,7 +76,8 @@ class DemoConfig:
             :class:`musclestate.phantom.PhantomConfig`). The demo draws its people from the
             central 30 % of the published ranges: with the few people a 15-minute CPU run can
             train on, the full variety (1.0) leaves every estimator, features and CNN alike,
-            dominated by person-specific offsets.
+            dominated by person-specific offsets. ``musclestate demo`` says so in its output
+            whenever this is below 1.
         roi: overrides of :class:`musclestate.roi.ROIConfig` (field -> value).
         train: overrides of :class:`musclestate.training.config.TrainConfig` (field -> value).
     """

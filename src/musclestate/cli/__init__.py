@@ -1,8 +1,10 @@
 """The ``musclestate`` command line: one command per API verb, parsing and delegating only.
 
-One module per pipeline stage: :mod:`.data` (import, inspect, probe, simulate), :mod:`.roi`
-(the ``roi`` group), :mod:`.training` (train, cv, report, demo) and :mod:`.inference` (predict,
-stream, export); they are registered on :data:`app` below, in the order ``--help`` lists them.
+One module per pipeline stage: :mod:`.data` (import, inspect, probe, simulate), :mod:`.audit`
+(the phantom's physiology audit), :mod:`.roi` (the ``roi`` group), :mod:`.architecture` (the
+``architecture`` group), :mod:`.training` (train, cv, report, demo) and :mod:`.inference`
+(predict, stream, calibrate, export); they are registered on :data:`app` below, in the order
+``--help`` lists them.
 Each command imports its stage lazily so that ``musclestate --help`` stays fast. Errors of the
 project's own types are printed as one line (no traceback) and exit with status 2.
 """
@@ -15,7 +17,7 @@ from typing import Annotated
 import typer
 
 from musclestate import __version__
-from musclestate.cli import data, inference, roi, training
+from musclestate.cli import architecture, audit, data, inference, roi, training
 from musclestate.cli._common import print_error
 from musclestate.errors import MusclestateError
 
@@ -49,7 +51,9 @@ app.command("import")(data.import_cmd)
 app.command("inspect")(data.inspect_cmd)
 app.command("probe")(data.probe_cmd)
 app.command("simulate")(data.simulate_cmd)
+app.command("audit")(audit.audit_cmd)
 app.add_typer(roi.roi_app, name="roi")
+app.add_typer(architecture.architecture_app, name="architecture")
 app.command("train")(training.train_cmd)
 app.command("cv")(training.cv_cmd)
 app.command("report")(training.report_cmd)

@@ -11,7 +11,7 @@
                                   thicknesses, aponeurosis lines (units in the header)
     P01/track_01/labels.npz       ``labels`` (T, H, W) uint8: 0 background, 1 superficial
                                   aponeurosis, 2 deep aponeurosis, 3 MG, 4 SOL
-    P01/mvc/...  P01/rom/...      the MVC trial (include = false: EMG normalisation only) and
+    P01/mvc/...  P01/rom/...      the MVC trial (EMG normalisation and calibration) and
                                   the passive range of motion
 
 Each trial folder is written under a temporary name and renamed when complete, and the manifest
@@ -39,7 +39,7 @@ import numpy as np
 from musclestate import __version__
 from musclestate._atomic import atomic_dir, write_text_atomic
 from musclestate.errors import ConfigError
-from musclestate.phantom import geometry, imaging, mechanics
+from musclestate.phantom import geometry, imaging
 from musclestate.phantom.participants import Participant, draw_participant
 from musclestate.phantom.protocol import ProtocolConfig, Trial, simulate_trial
 from musclestate.progress import ProgressFn, emit
@@ -199,7 +199,7 @@ def _save_labels(path: Path, labels: np.ndarray) -> None:
 
 
 def _unit_header(name: str) -> str:
-    for suffix, unit in (("_mm", "mm"), ("_deg", "deg")):
+    for suffix, unit in (("_mm", "mm"), ("_deg", "deg"), ("_per_m", "1/m")):
         if name.endswith(suffix):
             return f"{name[: -len(suffix)]} [{unit}]"
     return f"{name} [1]"
@@ -207,18 +207,8 @@ def _unit_header(name: str) -> str:
 
 def trial_geometry(p: Participant, placement: geometry.Placement, tr: Trial) -> geometry.Geometry:
     """Image geometry of ``tr`` at its frame times."""
-    mg, sol = p.muscle_params()
     i = tr.frame_samples
-    st = tr.state
-    return geometry.image_geometry(
-        p,
-        placement,
-        st.mg.l_norm[i],
-        st.sol.l_norm[i],
-        st.mg.force_n[i] / mg.fmax_n,
-        st.sol.force_n[i] / sol.fmax_n,
-        tr.angle_deg[i],
-    )
+    return geometry.image_geometry(p, placement, tr.state.take(i), tr.angle_deg[i])
 
 
 def _write_trial_atomic(
@@ -271,6 +261,7 @@ def _write_trial(
         "sol_excitation [1]": tr.excitation[1, i],
         "mg_force [N]": st.mg.force_n[i],
         "sol_force [N]": st.sol.force_n[i],
+        "achilles_strain [1]": st.achilles_strain[i],
     }
     cols |= {_unit_header(k): v for k, v in geo.columns().items()}
     fmts = ["%d"] + ["%.6g"] * (len(cols) - 1)
@@ -433,7 +424,9 @@ def simulate_cohort(
                         "video": f"{rel}/video.mp4",
                         "signals": [f"{rel}/daq.csv", f"{rel}/emg.csv"],
                         "pixel_spacing_mm": [round(spacing[0], 6), round(spacing[1], 6)],
-                        "include": task != "mvc",
+                        # every trial is imported: the rest/passive and MVC trials are the
+                        # calibration recordings of per-person calibration
+                        "include": True,
                     }
                 )
                 if cfg.screen:
@@ -528,28 +521,9 @@ def sample_labelled_frames(
         m = idx.size
         ang = rng.uniform(-15.0, 30.0, m)
         act = rng.uniform(0.0, 1.0, (2, m)) * (rng.uniform(size=(2, m)) > 0.2)
-        mg, sol = p.muscle_params()
-        st = mechanics.joint_state(
-            ang,
-            0.0,
-            act[0],
-            act[1],
-            force_scale=p.force_scale,
-            arm_scale=p.moment_arm_scale,
-            mg=mg,
-            sol=sol,
-        )
         for q, i in enumerate(idx):
             placement = geometry.draw_placement(rng)
-            geo = geometry.image_geometry(
-                p,
-                placement,
-                st.mg.l_norm[q : q + 1],
-                st.sol.l_norm[q : q + 1],
-                st.mg.force_n[q : q + 1] / mg.fmax_n,
-                st.sol.force_n[q : q + 1] / sol.fmax_n,
-                ang[q : q + 1],
-            )
+            _, geo = geometry.state_geometry(p, placement, ang[q], act[0, q], act[1, q])
             g = geo.at(0)
             frames[i] = tm.render(g, rng)
             labels[i] = tm.labels(g)

@@ -5,10 +5,17 @@ image geometry is taken from in-vivo ranges instead of the model's small pennati
 section 3): each participant has a resting fascicle length, pennation and thickness at 0 deg, knee
 straight, rest; fascicle length scales with the model's normalised fibre length, and
 
-- MG about keeps its thickness (planimetric parallelogram, ``sin(pennation) = thickness /
-  fascicle``), so pennation rises as fascicles shorten (Maganaris et al. 1998; Narici et al. 1996);
-- SOL pennation follows the constant-thickness rule on its own fascicle length, and SOL thickens
-  with its force (6-7 mm rest -> MVC, DESIGN.md) and slightly as it shortens passively.
+- MG keeps its thickness (from rest to MVC: Maganaris et al. 1998, J Physiol 512:603); its
+  pennation follows the planimetric parallelogram
+  ``sin(pennation) = thickness / fascicle``, so it rises as fascicles shorten, and its fascicles
+  bow with active force, concave on the proximal side, from about 0.4 to 5.2 1/m (Muramatsu et
+  al. 2002, J Appl Physiol 92:129);
+- SOL thickens with its active force (6-7 mm rest -> MVC) and its pennation is taken from the
+  published values rather than from the planimetric rule, which underestimates the SOL rise by
+  9-14 deg (Maganaris et al. 1998): +0.2 deg per deg of passive plantarflexion (6-12 deg over
+  -15..30 deg) and a person-specific rise with active force (MVC 26.3-40.1 deg, Manal et al.
+  2006, J Appl Biomech 22:255);
+- the deep aponeurosis keeps its angle (no published turn with force).
 
 Image coordinates: ``x`` lateral in mm with 0 at the image centre, ``y`` depth in mm from the skin.
 Lines are ``y = depth + slope * x``. MG fascicles run from the superficial aponeurosis down towards
@@ -23,7 +30,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from musclestate.phantom import mechanics
-from musclestate.phantom.participants import Participant
+from musclestate.phantom.participants import Participant, joint_state
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class Geometry:
 
     ``*_depth_mm`` are depths of the band centres at ``x = 0``; ``*_slope`` are ``dy/dx``.
     ``shift_*_mm`` are lateral tissue displacements of the layer anchored at that line.
+    ``mg_curvature_per_m`` is the fascicles' curvature (1/m), positive when they are concave on
+    the proximal (-x) side: their middle bows towards the superficial, distal side.
     """
 
     mg_fascicle_mm: np.ndarray
@@ -71,7 +80,7 @@ class Geometry:
     deep_apo_slope: np.ndarray
     sol_floor_depth_mm: np.ndarray
     sol_floor_slope: np.ndarray
-    mg_curvature: np.ndarray
+    mg_curvature_per_m: np.ndarray
     shift_sup_mm: np.ndarray
     shift_deep_mm: np.ndarray
     shift_sol_mm: np.ndarray
@@ -89,80 +98,81 @@ class Geometry:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+#: Fraction of the model's passive (angle-driven) MG fibre excursion that the image fascicle
+#: follows.
+PASSIVE_GEARING = 0.74
+
+
 @dataclass(frozen=True)
 class Reference:
     """A participant's mechanics at rest and at MVC (0 deg, knee straight), for normalisation."""
 
     mg_l_norm_rest: float
     sol_l_norm_rest: float
-    mg_force_mvc: float
-    sol_force_mvc: float
+    mg_active_mvc_n: float
+    sol_active_mvc_n: float
 
 
 def reference(p: Participant) -> Reference:
     """Rest and MVC mechanics of ``p`` at 0 deg ankle, knee straight."""
-    mg, sol = p.muscle_params()
-    ang = np.array([0.0, 0.0])
-    act = np.array([0.0, 1.0])
-    js = mechanics.joint_state(ang, 0.0, act, act, arm_scale=p.moment_arm_scale, mg=mg, sol=sol)
+    js = joint_state(p, np.zeros(2), np.array([0.0, 1.0]), np.array([0.0, 1.0]))
     return Reference(
         float(js.mg.l_norm[0]),
         float(js.sol.l_norm[0]),
-        float(js.mg.force_n[1] / mg.fmax_n),
-        float(js.sol.force_n[1] / sol.fmax_n),
+        float(js.mg.active_force_n[1]),
+        float(js.sol.active_force_n[1]),
     )
 
 
 def image_geometry(
     p: Participant,
     placement: Placement,
-    mg_l_norm: np.ndarray,
-    sol_l_norm: np.ndarray,
-    mg_force_norm: np.ndarray,
-    sol_force_norm: np.ndarray,
+    js: mechanics.JointState,
     ankle_deg: np.ndarray | float = 0.0,
 ) -> Geometry:
-    """Image geometry from the mechanics, for ``(T,)`` arrays of muscle states.
+    """Image geometry from the mechanics, for a ``(T,)`` joint state.
 
     Args:
         p: the participant.
         placement: this trial's probe placement.
-        mg_l_norm, sol_l_norm: model fibre length / optimal length.
-        mg_force_norm, sol_force_norm: tendon force / maximal isometric force.
-        ankle_deg: ankle angle (deg, plantarflexion positive); MG thins by 0.3 %/deg of passive
-            plantarflexion, which keeps the rest pennation rise over -15..30 deg near the 6-12 deg
-            of Maganaris et al. (1998).
+        js: ``p``'s joint state (:func:`musclestate.phantom.participants.joint_state`), ``(T,)``.
+        ankle_deg: ankle angle (deg, plantarflexion positive).
     """
     ref = reference(p)
-    mg_l_norm = np.asarray(mg_l_norm, dtype=np.float64)
-    sol_l_norm = np.asarray(sol_l_norm, dtype=np.float64)
-    f_mg = np.asarray(mg_force_norm, dtype=np.float64) / max(ref.mg_force_mvc, 1e-6)
-    f_sol = np.asarray(sol_force_norm, dtype=np.float64) / max(ref.sol_force_mvc, 1e-6)
+    mg_l_norm = np.asarray(js.mg.l_norm, dtype=np.float64)
+    sol_l_norm = np.asarray(js.sol.l_norm, dtype=np.float64)
+    # Active force relative to the participant's MVC at 0 deg: what bows MG fascicles, thickens
+    # SOL and raises its pennation beyond the passive trend.
+    a_mg = np.clip(js.mg.active_force_n / max(ref.mg_active_mvc_n, 1e-6), 0.0, 1.5)
+    a_sol = np.clip(js.sol.active_force_n / max(ref.sol_active_mvc_n, 1e-6), 0.0, 1.5)
+    ankle = np.asarray(ankle_deg, dtype=np.float64) * np.ones_like(mg_l_norm)
 
-    # MG: about constant thickness (+2 % at MVC, -0.3 %/deg of plantarflexion), pennation from
-    # sin(pen) = thickness / fascicle.
-    ankle = np.asarray(ankle_deg, dtype=np.float64)
-    t_mg = p.mg_thickness_mm * (1.0 + 0.02 * np.clip(f_mg, 0.0, 1.5) - 0.003 * ankle)
-    l_mg = p.mg_rest_fascicle_mm * mg_l_norm / ref.mg_l_norm_rest
+    # MG: constant thickness, pennation from sin(pen) = thickness / fascicle.
+    t_mg = p.mg_thickness_mm * np.ones_like(ankle)
+    # Fascicle length: the model's fibre length at rest at this angle, with its change from 0 deg
+    # geared down to PASSIVE_GEARING (the model's fibres take more of the passive excursion than
+    # the 15-28 mm, 32-34 %, of Maganaris et al. 1998), plus the model's active shortening.
+    rest = joint_state(p, ankle, 0.0, 0.0)
+    passive = 1.0 + PASSIVE_GEARING * (rest.mg.l_norm / ref.mg_l_norm_rest - 1.0)
+    l_mg = p.mg_rest_fascicle_mm * (passive + (mg_l_norm - rest.mg.l_norm) / ref.mg_l_norm_rest)
     l_mg = np.maximum(l_mg, t_mg / np.sin(np.deg2rad(55.0)))
     pen_mg = np.arcsin(t_mg / l_mg)
+    curvature = p.mg_curvature_rest_per_m + (
+        p.mg_curvature_mvc_per_m - p.mg_curvature_rest_per_m
+    ) * np.minimum(a_mg, 1.2)
 
-    # SOL: fascicle from the model, pennation by the constant-thickness rule, bulging with force.
+    # SOL: fascicle from the model; pennation and thickness from the published values.
     l_sol = p.sol_rest_fascicle_mm * sol_l_norm / ref.sol_l_norm_rest
-    sin_sol = np.sin(np.deg2rad(p.sol_rest_pennation_deg)) * p.sol_rest_fascicle_mm / l_sol
-    pen_sol = np.arcsin(np.clip(sin_sol, np.sin(np.deg2rad(12.0)), np.sin(np.deg2rad(55.0))))
-    t_sol = (
-        p.sol_thickness_mm
-        + p.sol_mvc_thickening_mm * np.clip(f_sol, 0.0, 1.5)
-        + 8.0 * np.clip(ref.sol_l_norm_rest - sol_l_norm, -0.3, 0.5)
+    pen_sol = np.clip(
+        p.sol_rest_pennation_deg + 0.2 * ankle + p.sol_pennation_rise_mvc_deg * a_sol, 12.0, 55.0
     )
+    t_sol = p.sol_thickness_mm + p.sol_mvc_thickening_mm * a_sol
 
     tilt = np.deg2rad(placement.tilt_deg)
     n = mg_l_norm.shape[0]
     ones = np.ones(n)
     s_sup = np.tan(np.deg2rad(p.sup_apo_slope_deg) + tilt) * ones
-    # The deep aponeurosis turns a little as MG bulges distally during contraction.
-    s_deep = np.tan(np.deg2rad(p.deep_apo_slope_deg) + tilt - np.deg2rad(1.5) * f_mg)
+    s_deep = np.tan(np.deg2rad(p.deep_apo_slope_deg) + tilt) * ones
     s_floor = np.tan(np.deg2rad(p.sol_floor_slope_deg) + tilt) * ones
 
     fat = p.fat_mm * placement.pressure * ones
@@ -177,7 +187,8 @@ def image_geometry(
     proj0 = p.mg_rest_fascicle_mm * np.cos(np.deg2rad(p.mg_rest_pennation_deg))
     shift_sup = -placement.lateral_mm + 0.15 * (proj - proj0)
     shift_deep = shift_sup + (proj - proj0)
-    proj_sol = l_sol * np.cos(pen_sol)
+    pen_sol_rad = np.deg2rad(pen_sol)
+    proj_sol = l_sol * np.cos(pen_sol_rad)
     proj_sol0 = p.sol_rest_fascicle_mm * np.cos(np.deg2rad(p.sol_rest_pennation_deg))
     shift_sol = -placement.lateral_mm + 0.5 * (proj - proj0) - 0.5 * (proj_sol - proj_sol0)
     shift_floor = -placement.lateral_mm * ones
@@ -187,7 +198,7 @@ def image_geometry(
         mg_pennation_deg=np.rad2deg(pen_mg),
         mg_thickness_mm=t_mg,
         sol_fascicle_mm=l_sol,
-        sol_pennation_deg=np.rad2deg(pen_sol),
+        sol_pennation_deg=pen_sol,
         sol_thickness_mm=t_sol,
         fat_mm=fat,
         sup_apo_depth_mm=sup_c,
@@ -196,7 +207,7 @@ def image_geometry(
         deep_apo_slope=s_deep,
         sol_floor_depth_mm=floor_c,
         sol_floor_slope=s_floor,
-        mg_curvature=0.04 + 0.06 * np.clip(f_mg, 0.0, 1.5),
+        mg_curvature_per_m=curvature,
         shift_sup_mm=shift_sup,
         shift_deep_mm=shift_deep,
         shift_sol_mm=shift_sol,
@@ -204,15 +215,22 @@ def image_geometry(
     )
 
 
+def state_geometry(
+    p: Participant,
+    placement: Placement,
+    ankle_deg: np.ndarray,
+    act_mg: np.ndarray,
+    act_sol: np.ndarray,
+    knee_deg: float = 0.0,
+) -> tuple[mechanics.JointState, Geometry]:
+    """Joint state and image geometry of ``p`` for ``(T,)`` arrays of angle and activations."""
+    ankle = np.atleast_1d(np.asarray(ankle_deg, dtype=np.float64))
+    a_mg = np.broadcast_to(np.asarray(act_mg, dtype=np.float64), ankle.shape)
+    a_sol = np.broadcast_to(np.asarray(act_sol, dtype=np.float64), ankle.shape)
+    js = joint_state(p, ankle, a_mg, a_sol, knee_deg)
+    return js, image_geometry(p, placement, js, ankle)
+
+
 def rest_geometry(p: Participant, placement: Placement | None = None) -> Geometry:
     """One-frame geometry of ``p`` at rest, 0 deg ankle, knee straight."""
-    ref = reference(p)
-    one = np.ones(1)
-    return image_geometry(
-        p,
-        placement or Placement(),
-        ref.mg_l_norm_rest * one,
-        ref.sol_l_norm_rest * one,
-        0 * one,
-        0 * one,
-    )
+    return state_geometry(p, placement or Placement(), 0.0, 0.0, 0.0)[1]

@@ -223,7 +223,8 @@ class TissueModel:
         n_lines = int(k.max() - k.min()) + 3
         k0 = int(k.min()) - 1
         jitter = rng.uniform(-0.3, 0.3, n_lines) * spacing_u
-        bend = rng.uniform(-0.15, 0.15, n_lines) * spacing_u * 3.0
+        # a small static irregularity of each fascicle (under ~1 1/m), fixed in tissue
+        bend = rng.uniform(-0.15, 0.15, n_lines) * spacing_u
         strength = rng.uniform(0.2, 1.0, n_lines) ** 2 * (rng.uniform(size=n_lines) < 0.85)
         period = rng.uniform(0.5, 1.3, n_lines)
         phase = rng.uniform(0.0, 2 * np.pi, n_lines)
@@ -279,9 +280,12 @@ class TissueModel:
                 c, sn = f32(np.cos(phi)), f32(np.sin(phi))
                 y_bottom = deep_c - f32(0.5 * p.deep_apo_mm) + s_deep * xa
                 t = (y_bottom - ya) / (sn - s_deep * c)
-                bow = f32(g["mg_curvature"]) * 4.0 * b * (1.0 - b) * t
-                x[sl] = xa + b * t * c - bow * sn
-                y[sl] = ya + b * t * sn + bow * c
+                # Circular-arc bow of curvature kappa: sagitta kappa t^2 / 8, towards the
+                # superficial, distal side (concave on the proximal side).
+                sagitta = f32(g["mg_curvature_per_m"] * 1e-3 / 8.0) * t * t
+                bow = sagitta * 4.0 * b * (1.0 - b)
+                x[sl] = xa + b * t * c + bow * sn
+                y[sl] = ya + b * t * sn - bow * c
             elif pop == _SOL:
                 xa = a + f32(g["shift_sol_mm"])
                 ya = deep_c + f32(0.5 * p.deep_apo_mm) + s_deep * xa

@@ -1,8 +1,9 @@
 """Quasi-static Hill-type mechanics of medial gastrocnemius (MG) and soleus (SOL), vectorised.
 
 From ankle angle, knee angle and per-muscle activation to fibre length, pennation, tendon force and
-ankle moment. Everything works on numpy arrays of any (broadcastable) shape, so a whole trial at
-1 kHz is solved at once.
+ankle moment. MG and SOL pull on one compliant Achilles tendon: force in either muscle stretches
+it and shortens the fibres of both. Everything works on numpy arrays of any (broadcastable)
+shape, so a whole trial at 1 kHz is solved at once.
 
 Sources:
 
@@ -19,7 +20,7 @@ positive = plantarflexion; ankle moment in N m, plantarflexion positive.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -43,7 +44,9 @@ class MuscleParams:
         l_opt_m: optimal fibre length (m).
         l_slack_m: tendon slack length (m).
         pennation_opt_rad: pennation at optimal fibre length (rad).
-        tendon_strain_at_fmax: tendon strain at ``fmax`` (0.049 in De Groote et al. 2016).
+
+    The series elastic path is ``l_slack_m`` long; its compliance is the shared Achilles tendon
+    (:class:`AchillesParams`).
     """
 
     name: str
@@ -51,12 +54,6 @@ class MuscleParams:
     l_opt_m: float
     l_slack_m: float
     pennation_opt_rad: float
-    tendon_strain_at_fmax: float = 0.049
-
-    @property
-    def k_tendon(self) -> float:
-        """Tendon stiffness shape factor ``ln(6) / strain``: ``f_T(1 + strain) = 1``."""
-        return float(np.log(6.0) / self.tendon_strain_at_fmax)
 
 
 MG = MuscleParams("MG", 3116.0, 0.051, 0.399, np.deg2rad(9.9))
@@ -118,6 +115,44 @@ def moment_arm_m(muscle: str, ankle_deg: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class AchillesParams:
+    """The Achilles tendon that MG and SOL share.
+
+    Each muscle's series elastic path is its own inextensible part (``l_slack_m`` of the muscle
+    minus ``slack_m``) plus this common compliant tendon, so force in either muscle stretches the
+    tendon and shortens the fibres of both.
+
+    Attributes:
+        slack_m: slack length of the compliant common tendon (m).
+        strain_at_fref: its strain at ``fref_n`` (De Groote et al. 2016 use 0.049 per muscle; a
+            more compliant Achilles, ~0.10, is defensible: DESIGN.md section 3).
+        fref_n: reference force (N): the sum of the two muscles' maximal isometric forces.
+    """
+
+    slack_m: float = 0.25
+    strain_at_fref: float = 0.049
+    fref_n: float = 3116.0 + 6195.0
+
+    @property
+    def k_tendon(self) -> float:
+        """Stiffness shape factor ``ln(6) / strain``: ``f_T(1 + strain) = 1``."""
+        return float(np.log(6.0) / self.strain_at_fref)
+
+
+ACHILLES = AchillesParams()
+
+
+def achilles_stiffness_n_per_mm(
+    achilles: AchillesParams, strain: np.ndarray | float, force_scale: float = 1.0
+) -> np.ndarray | float:
+    """Stiffness ``dF/dl`` (N/mm) of the shared tendon at ``strain``: the slope of
+    ``force_scale fref f_T(1 + strain)`` over its elongation (De Groote et al. 2016 curve)."""
+    k = achilles.k_tendon
+    slope = 0.2 * k * np.exp(k * np.asarray(strain, dtype=np.float64))  # d f_T / d strain
+    return force_scale * achilles.fref_n * slope / (achilles.slack_m * 1000.0)
+
+
+@dataclass(frozen=True)
 class MuscleState:
     """Quasi-static equilibrium of one muscle (arrays of the input's shape).
 
@@ -125,63 +160,110 @@ class MuscleState:
         l_norm: fibre length / optimal fibre length.
         fibre_length_m: fibre length (m).
         pennation_rad: model pennation (rad), from ``l_M sin a = l_opt sin a0``.
-        force_n: tendon force (N), never negative.
+        force_n: fibre force along the tendon (N), never negative.
+        active_force_n: its active part ``Fmax a f_L cos(alpha)`` (N).
     """
 
     l_norm: np.ndarray
     fibre_length_m: np.ndarray
     pennation_rad: np.ndarray
     force_n: np.ndarray
+    active_force_n: np.ndarray
+
+    def take(self, i: np.ndarray) -> MuscleState:
+        """The states at indices ``i`` (along the first axis)."""
+        return MuscleState(*(getattr(self, f.name)[i] for f in fields(self)))
 
 
-def equilibrium(
-    params: MuscleParams,
-    l_mtu_m: np.ndarray,
-    activation: np.ndarray,
+def _fibre(params: MuscleParams, path_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised fibre length and ``cos(alpha)`` for a fibre whose projection on the tendon line
+    is ``path_m``, at constant "thickness" ``l_opt sin(alpha_0)``."""
+    h = params.l_opt_m * np.sin(params.pennation_opt_rad)
+    path = np.maximum(path_m, 1e-6)
+    lm = np.sqrt(path**2 + h**2)
+    return lm / params.l_opt_m, path / lm
+
+
+def shared_equilibrium(
+    mg: MuscleParams,
+    sol: MuscleParams,
+    achilles: AchillesParams,
+    l_mg_m: np.ndarray,
+    l_sol_m: np.ndarray,
+    act_mg: np.ndarray,
+    act_sol: np.ndarray,
     *,
-    iterations: int = 32,
-) -> MuscleState:
-    """Solve ``f_T(l_T) = (a f_L(l) + f_PE(l)) cos(alpha)`` for the fibre length, by bisection.
+    iterations: int = 36,
+) -> tuple[MuscleState, MuscleState, np.ndarray]:
+    """Solve ``F_T(strain) = F_MG + F_SOL`` on the shared Achilles tendon by bisection on strain.
 
-    The tendon length is ``l_MT - l_M cos(alpha)`` and the pennation follows the constant-thickness
-    rule ``l_M sin(alpha) = l_opt sin(alpha_0)``. Bisection on the normalised fibre length in
-    [0.3, 2.0] is monotone (the residual tendon-minus-fibre force increases with the fibre length
-    until the fibre reaches the unit length) and fully vectorised: 1e5 states take well under 1 s.
+    Each muscle's fibre spans its unit length minus its inextensible part and the common tendon,
+    at constant "thickness" ``l_M sin(alpha) = l_opt sin(alpha_0)``; its force along the tendon
+    is ``Fmax (a f_L(l) + f_PE(l)) cos(alpha)`` and the tendon's ``fref f_T(1 + strain)``
+    (De Groote et al. 2016 curves). The residual rises with the strain (the tendon pulls harder
+    while the fibres shorten), so bisection on the strain in [-0.05, the strain at which the
+    shorter fibre stands across the muscle] converges; fully vectorised (1e5 states well under
+    1 s).
 
     Args:
-        params: the muscle's parameters.
-        l_mtu_m: muscle-tendon unit length (m), any shape.
-        activation: activation in [0, 1], broadcastable to ``l_mtu_m``.
-        iterations: bisection steps (32 narrow the interval to ~4e-10).
+        mg, sol: the muscles' parameters (``l_slack_m`` is the whole series path).
+        achilles: the shared tendon.
+        l_mg_m, l_sol_m: muscle-tendon unit lengths (m), broadcastable.
+        act_mg, act_sol: activations in [0, 1], broadcastable.
+        iterations: bisection steps (36 narrow the strain to ~1e-11).
+
+    Returns:
+        ``(mg_state, sol_state, strain)``: per-muscle states and the tendon strain (1).
     """
-    l_mtu, act = np.broadcast_arrays(
-        np.asarray(l_mtu_m, dtype=np.float64), np.clip(np.asarray(activation, float), 0.0, 1.0)
+    l_mg, l_sol, a_mg, a_sol = np.broadcast_arrays(
+        np.asarray(l_mg_m, dtype=np.float64),
+        np.asarray(l_sol_m, dtype=np.float64),
+        np.clip(np.asarray(act_mg, float), 0.0, 1.0),
+        np.clip(np.asarray(act_sol, float), 0.0, 1.0),
     )
-    h = params.l_opt_m * np.sin(params.pennation_opt_rad)  # constant "thickness" (m)
-    kt = params.k_tendon
+    length = achilles.slack_m
+    own = {m.name: m.l_slack_m - length for m in (mg, sol)}
+    units = ((mg, l_mg, a_mg), (sol, l_sol, a_sol))
 
-    def residual(ln: np.ndarray) -> np.ndarray:
-        lm = ln * params.l_opt_m
-        cos_a = np.sqrt(np.clip(1.0 - (h / lm) ** 2, 1e-9, 1.0))
-        lt = (l_mtu - lm * cos_a) / params.l_slack_m
-        fibre = (act * active_force_length(ln) + passive_force_length(ln)) * cos_a
-        return tendon_force(lt, kt) - fibre
+    def paths(strain: np.ndarray) -> list[np.ndarray]:
+        return [lmt - own[m.name] - length * (1.0 + strain) for m, lmt, _ in units]
 
-    lo = np.full(l_mtu.shape, 0.3)
-    hi = np.full(l_mtu.shape, 2.0)
+    def fibre_forces(strain: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        out = []
+        for (m, _, a), path in zip(units, paths(strain), strict=True):
+            ln, cos_a = _fibre(m, path)
+            active = m.fmax_n * a * active_force_length(ln) * cos_a
+            # The curve dips below zero under the optimal length; a fibre cannot push.
+            total = active + m.fmax_n * np.maximum(passive_force_length(ln), 0.0) * cos_a
+            out.append((ln, cos_a, active, total))
+        return out
+
+    # Upper bound: the strain at which the shorter fibre stands across the muscle (no force).
+    hi_each = [(lmt - own[m.name] - 1e-4) / length - 1.0 for m, lmt, _ in units]
+    lo = np.full(l_mg.shape, -0.05)
+    hi = np.maximum(np.minimum(*hi_each), lo + 1e-6)
+    kt = achilles.k_tendon
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        r = residual(mid)
-        # r < 0: the fibre pulls harder than the tendon, so the equilibrium fibre is shorter.
-        too_long = r < 0.0
-        hi = np.where(too_long, mid, hi)
-        lo = np.where(too_long, lo, mid)
-    ln = 0.5 * (lo + hi)
-    lm = ln * params.l_opt_m
-    alpha = np.arcsin(np.clip(h / lm, 0.0, 1.0))
-    lt = (l_mtu - lm * np.cos(alpha)) / params.l_slack_m
-    force = np.maximum(tendon_force(lt, kt), 0.0) * params.fmax_n
-    return MuscleState(ln, lm, alpha, force)
+        f = fibre_forces(mid)
+        r = achilles.fref_n * tendon_force(1.0 + mid, kt) - (f[0][3] + f[1][3])
+        # r < 0: the fibres pull harder than the tendon, so the tendon stretches further.
+        weak = r < 0.0
+        lo = np.where(weak, mid, lo)
+        hi = np.where(weak, hi, mid)
+    strain = 0.5 * (lo + hi)
+    states = []
+    for (m, _, _), (ln, cos_a, active, total) in zip(units, fibre_forces(strain), strict=True):
+        states.append(
+            MuscleState(
+                l_norm=ln,
+                fibre_length_m=ln * m.l_opt_m,
+                pennation_rad=np.arccos(np.clip(cos_a, 0.0, 1.0)),
+                force_n=np.maximum(total, 0.0),
+                active_force_n=np.maximum(active, 0.0),
+            )
+        )
+    return states[0], states[1], strain
 
 
 def activation_dynamics(
@@ -225,12 +307,24 @@ class JointState:
         moment_nm: net ankle moment (N m, plantarflexion positive), after the participant's force
             scale and including the passive joint moment.
         passive_joint_nm: the part of ``moment_nm`` from non-muscle passive structures (N m).
+        achilles_strain: strain of the shared Achilles tendon (1).
     """
 
     mg: MuscleState
     sol: MuscleState
     moment_nm: np.ndarray
     passive_joint_nm: np.ndarray
+    achilles_strain: np.ndarray
+
+    def take(self, i: np.ndarray) -> JointState:
+        """The states at indices ``i`` (along the first axis), e.g. a trial's frame samples."""
+        return JointState(
+            self.mg.take(i),
+            self.sol.take(i),
+            self.moment_nm[i],
+            self.passive_joint_nm[i],
+            self.achilles_strain[i],
+        )
 
 
 def passive_joint_moment_nm(ankle_deg: np.ndarray, stiffness: float = 1.0) -> np.ndarray:
@@ -256,8 +350,9 @@ def joint_state(
     passive_stiffness: float = 1.0,
     mg: MuscleParams = MG,
     sol: MuscleParams = SOL,
+    achilles: AchillesParams = ACHILLES,
 ) -> JointState:
-    """Quasi-static state of MG, SOL and the ankle moment.
+    """Quasi-static state of MG, SOL (on their shared Achilles tendon) and the ankle moment.
 
     Args:
         ankle_deg: ankle angle (deg, positive = plantarflexion).
@@ -268,13 +363,13 @@ def joint_state(
         arm_scale: scales the moment arms and, consistently, the ankle-driven change of the
             muscle-tendon lengths (a participant with a longer heel).
         passive_stiffness: scale of :func:`passive_joint_moment_nm`.
+        mg, sol, achilles: the muscles' and the shared tendon's parameters.
     """
     l_mg0 = mtu_length_m("MG", 0.0, knee_deg)
     l_mg = l_mg0 + arm_scale * (mtu_length_m("MG", ankle_deg, knee_deg) - l_mg0)
     l_sol0 = mtu_length_m("SOL", 0.0)
     l_sol = l_sol0 + arm_scale * (mtu_length_m("SOL", ankle_deg) - l_sol0)
-    s_mg = equilibrium(mg, l_mg, act_mg)
-    s_sol = equilibrium(sol, l_sol, act_sol)
+    s_mg, s_sol, strain = shared_equilibrium(mg, sol, achilles, l_mg, l_sol, act_mg, act_sol)
     muscle_nm = (
         force_scale
         * arm_scale
@@ -284,4 +379,4 @@ def joint_state(
         )
     )
     passive = passive_joint_moment_nm(ankle_deg, passive_stiffness)
-    return JointState(s_mg, s_sol, muscle_nm + passive, passive)
+    return JointState(s_mg, s_sol, muscle_nm + passive, passive, strain)

@@ -7,9 +7,23 @@ spans the variety a lab meets. Ranges:
   fat 2-10 mm (kept to 3-8 mm so that SOL stays in a 40-60 mm field of view): DESIGN.md section 3,
   Maganaris, Baltzopoulos & Sargeant (1998) J Physiol 512:603-614 (PMC2231202), Kawakami, Ichinose &
   Fukunaga (1998) J Appl Physiol 85:398-404.
-- Plantarflexion MVC moment 110-220 N m (young adults, knee straight, neutral ankle).
-- Achilles tendon strain at maximal force 5-8 % (De Groote et al. 2016 use 4.9 %; in-vivo
-  ultrasound studies report up to ~10 %).
+- Plantarflexion MVC moment (knee straight, neutral ankle) follows triceps surae size and the
+  Achilles moment arm: ``MVC = 160 N m x size^1.5 x arm x q`` with ``size`` the MG plus SOL
+  thickness over its mean (a volume-like index), ``arm`` the moment-arm scale (0.8-1.2) and ``q``
+  the rest (specific tension, voluntary drive; 0.9-1.1). These widths make size explain about half
+  and the moment arm about 40 % of the MVC variance across people, as Bamman et al. (2000, Med
+  Sci Sports Exerc 32:1307; r 0.65-0.73 with triceps surae volume) and Baxter & Piazza (2014,
+  J Appl Physiol 116:538; moment arm R^2 0.32-0.49) report, with MVC about 90-270 N m.
+- Achilles tendon (shared by MG and SOL) strain at the summed maximal force of the two muscles
+  6.5-14 %, which makes its stiffness at MVC about 220-700 N/mm, the between-person width of
+  Peltonen et al. (2010, J Appl Physiol 109:1071: 430 +- 200 N/mm).
+- MG fascicle curvature at rest 0-0.8 1/m and at MVC 3.5-7 1/m, concave on the proximal side
+  (Muramatsu et al. 2002, J Appl Physiol 92:129: 0.4 and 5.2 1/m); SOL thickening rest -> MVC
+  5.5-7.5 mm and SOL pennation rise 8-16 deg (Maganaris et al. 1998: 6-7 mm; the planimetric rule
+  underestimates the SOL rise by 9-14 deg; Manal et al. 2006, J Appl Biomech 22:255: SOL MVC
+  pennation 26.3-40.1 deg).
+- Voluntary drive: MG and SOL share a common drive (weight 0.55-0.8 of each muscle's target) and
+  MG receives a person-specific share of it (0.6-1.0), as co-activated synergists do.
 - Scanner: linear probe 6-10 MHz, depth 40-60 mm, dynamic range 45-65 dB (DESIGN.md section 4).
 - Surface EMG amplitude at MVC 0.3-1.5 mV (SENIAM placement), crosstalk 5-20 %.
 """
@@ -41,6 +55,9 @@ class Participant:
     sol_rest_pennation_deg: float
     sol_thickness_mm: float
     sol_mvc_thickening_mm: float
+    sol_pennation_rise_mvc_deg: float
+    mg_curvature_rest_per_m: float
+    mg_curvature_mvc_per_m: float
     skin_mm: float
     fat_mm: float
     sup_apo_mm: float
@@ -50,8 +67,9 @@ class Participant:
     sol_floor_slope_deg: float
     fascicle_spacing_mm: float
     # mechanics
-    tendon_strain_at_fmax: float
+    achilles_strain: float
     moment_arm_scale: float
+    strength_factor: float
     mvc_moment_nm: float
     passive_stiffness: float
     force_scale: float
@@ -76,7 +94,8 @@ class Participant:
     emg_mvc_mv: tuple[float, float]
     emg_crosstalk: float
     emg_noise_mv: float
-    drive_correlation: float
+    drive_common_weight: float
+    mg_drive_share: float
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -84,11 +103,36 @@ class Participant:
         return d
 
     def muscle_params(self) -> tuple[mechanics.MuscleParams, mechanics.MuscleParams]:
-        """MG and SOL Hill parameters with this participant's tendon compliance."""
-        return (
-            dataclasses.replace(mechanics.MG, tendon_strain_at_fmax=self.tendon_strain_at_fmax),
-            dataclasses.replace(mechanics.SOL, tendon_strain_at_fmax=self.tendon_strain_at_fmax),
-        )
+        """MG and SOL Hill parameters (Rajagopal et al. 2016)."""
+        return mechanics.MG, mechanics.SOL
+
+    def achilles(self) -> mechanics.AchillesParams:
+        """The shared Achilles tendon with this participant's compliance."""
+        return dataclasses.replace(mechanics.ACHILLES, strain_at_fref=self.achilles_strain)
+
+
+def joint_state(
+    p: Participant,
+    ankle_deg: np.ndarray,
+    act_mg: np.ndarray,
+    act_sol: np.ndarray,
+    knee_deg: float = 0.0,
+) -> mechanics.JointState:
+    """:func:`musclestate.phantom.mechanics.joint_state` with ``p``'s muscles, tendon, moment
+    arms, force scale and passive stiffness (arrays broadcast together)."""
+    mg, sol = p.muscle_params()
+    return mechanics.joint_state(
+        ankle_deg,
+        knee_deg,
+        act_mg,
+        act_sol,
+        force_scale=p.force_scale,
+        arm_scale=p.moment_arm_scale,
+        passive_stiffness=p.passive_stiffness,
+        mg=mg,
+        sol=sol,
+        achilles=p.achilles(),
+    )
 
 
 def draw_participant(pid: str, rng: np.random.Generator, spread: float = 1.0) -> Participant:
@@ -119,9 +163,11 @@ def draw_participant(pid: str, rng: np.random.Generator, spread: float = 1.0) ->
     depth = float(np.clip(max(_u(rng, 40.0, 60.0), needed + 4.0), 40.0, 65.0))
     freq = _u(rng, 6.0, 10.0)
     wavelength_mm = 1.54 / freq
-    mvc = _u(rng, 110.0, 220.0)
-    strain = _u(rng, 0.05, 0.08)
-    arm = _u(rng, 0.9, 1.1)
+    strain = _u(rng, 0.065, 0.14)
+    arm = _u(rng, 0.8, 1.2)
+    strength = _u(rng, 0.9, 1.1)
+    size = (mg_t + sol_t) / (18.5 + 16.0)
+    mvc = 160.0 * size**1.5 * arm * strength
     stiff = _u(rng, 0.7, 1.4)
     p = Participant(
         id=pid,
@@ -131,7 +177,10 @@ def draw_participant(pid: str, rng: np.random.Generator, spread: float = 1.0) ->
         sol_rest_fascicle_mm=_u(rng, 32.0, 42.0),
         sol_rest_pennation_deg=_u(rng, 20.0, 28.0),
         sol_thickness_mm=sol_t,
-        sol_mvc_thickening_mm=_u(rng, 4.5, 5.5),
+        sol_mvc_thickening_mm=_u(rng, 5.5, 7.5),
+        sol_pennation_rise_mvc_deg=_u(rng, 8.0, 16.0),
+        mg_curvature_rest_per_m=_u(rng, 0.0, 0.8),
+        mg_curvature_mvc_per_m=_u(rng, 3.5, 7.0),
         skin_mm=skin,
         fat_mm=fat,
         sup_apo_mm=sup_apo,
@@ -140,8 +189,9 @@ def draw_participant(pid: str, rng: np.random.Generator, spread: float = 1.0) ->
         deep_apo_slope_deg=_u(rng, -6.0, 2.0),
         sol_floor_slope_deg=_u(rng, -5.0, 5.0),
         fascicle_spacing_mm=_u(rng, 1.5, 3.0),
-        tendon_strain_at_fmax=strain,
+        achilles_strain=strain,
         moment_arm_scale=arm,
+        strength_factor=strength,
         mvc_moment_nm=mvc,
         passive_stiffness=stiff,
         force_scale=1.0,
@@ -163,23 +213,14 @@ def draw_participant(pid: str, rng: np.random.Generator, spread: float = 1.0) ->
         emg_mvc_mv=(_u(rng, 0.3, 1.5), _u(rng, 0.3, 1.5)),
         emg_crosstalk=_u(rng, 0.05, 0.2),
         emg_noise_mv=_u(rng, 0.004, 0.012),
-        drive_correlation=_u(rng, 0.2, 0.5),
+        drive_common_weight=_u(rng, 0.55, 0.8),
+        mg_drive_share=_u(rng, 0.6, 1.0),
     )
     return dataclasses.replace(p, force_scale=calibrate_force_scale(p))
 
 
 def calibrate_force_scale(p: Participant) -> float:
     """Force scale that makes this participant's full-activation moment at 0 deg equal its MVC."""
-    mg, sol = p.muscle_params()
-    js = mechanics.joint_state(
-        np.array([0.0]),
-        0.0,
-        1.0,
-        1.0,
-        force_scale=1.0,
-        arm_scale=p.moment_arm_scale,
-        passive_stiffness=0.0,
-        mg=mg,
-        sol=sol,
-    )
+    unit = dataclasses.replace(p, force_scale=1.0, passive_stiffness=0.0)
+    js = joint_state(unit, np.array([0.0]), 1.0, 1.0)
     return float(p.mvc_moment_nm / js.moment_nm[0])

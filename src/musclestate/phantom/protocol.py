@@ -22,7 +22,7 @@ from scipy import signal
 
 from musclestate.errors import ConfigError
 from musclestate.phantom import mechanics
-from musclestate.phantom.participants import Participant
+from musclestate.phantom.participants import Participant, joint_state
 
 
 @dataclass(frozen=True)
@@ -171,11 +171,14 @@ def simulate_trial(
 
     if task == "tracking":
         angle = lo + (hi - lo) * smooth_random(n, fs, 0.12, rng, spread=1.0)
+        # MG and SOL are co-activated synergists: one common plantarflexion drive plus a
+        # smaller independent part each; MG receives a person-specific share of the drive.
         common = smooth_random(n, fs, 0.25, rng)
         ind = [smooth_random(n, fs, 0.25, rng) for _ in range(2)]
-        rho = p.drive_correlation
-        target = np.stack([rho * common + (1 - rho) * x for x in ind])
+        w = p.drive_common_weight
+        target = np.stack([w * common + (1 - w) * x for x in ind])
         target = (target - target.min(axis=1, keepdims=True)) / np.ptp(target, axis=1)[:, None]
+        target[0] *= p.mg_drive_share
         target = a0 + (a1 - a0) * target
         # tracking error of the participant: small, faster wander around the target
         err = np.stack([smooth_random(n, fs, 1.5, rng) - 0.5 for _ in range(2)])
@@ -194,18 +197,7 @@ def simulate_trial(
         raise ConfigError(f"unknown task {task!r}; expected tracking, mvc or passive_rom")
 
     activation = np.stack([mechanics.activation_dynamics(excitation[i], fs) for i in range(2)])
-    mg, sol = p.muscle_params()
-    state = mechanics.joint_state(
-        angle,
-        cfg.knee_angle_deg,
-        activation[0],
-        activation[1],
-        force_scale=p.force_scale,
-        arm_scale=p.moment_arm_scale,
-        passive_stiffness=p.passive_stiffness,
-        mg=mg,
-        sol=sol,
-    )
+    state = joint_state(p, angle, activation[0], activation[1], cfg.knee_angle_deg)
 
     drift = 0.3 * (smooth_random(n, fs, 0.05, rng) - 0.5)
     moment_meas = state.moment_nm + drift + 0.3 * rng.standard_normal(n)

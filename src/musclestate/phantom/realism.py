@@ -147,25 +147,15 @@ def phantom_stats(
     n: int = 8, size: tuple[int, int] = (256, 256), seed: int = 0
 ) -> tuple[list[dict], list[np.ndarray]]:
     """Statistics of ``n`` phantom frames (different participants, random poses)."""
-    from musclestate.phantom import geometry, mechanics
+    from musclestate.phantom import geometry
     from musclestate.phantom.cohort import make_participant
 
     stats, frames = [], []
     rng = np.random.default_rng(seed)
     for j in range(n):
         p, tm = make_participant(seed + 17, j, size)
-        mg, sol = p.muscle_params()
         ang, act = rng.uniform(-15, 30, 1), rng.uniform(0, 0.6, 1)
-        js = mechanics.joint_state(ang, 0.0, act, act, force_scale=p.force_scale, mg=mg, sol=sol)
-        geo = geometry.image_geometry(
-            p,
-            geometry.draw_placement(rng),
-            js.mg.l_norm,
-            js.sol.l_norm,
-            js.mg.force_n / mg.fmax_n,
-            js.sol.force_n / sol.fmax_n,
-            ang,
-        )
+        _, geo = geometry.state_geometry(p, geometry.draw_placement(rng), ang, act, act)
         g = geo.at(0)
         img, lab = tm.render(g, rng), tm.labels(g)
         frames.append(img)
