@@ -125,6 +125,7 @@ def test_summarise_observer_floor_is_one_against_the_others() -> None:
     assert s["fascicle_angle_mae_deg"] == 2.0 and s["thickness_mae_px"] == 4.0
 
 
+@pytest.mark.slow
 def test_cli_evaluate_json_on_synthetic_labels(tmp_path: Path, synthetic_muscle) -> None:
     """End to end through the shipped segmenter on two synthetic screen images."""
     from PIL import Image

@@ -538,6 +538,7 @@ def test_predict_on_a_dataset_writes_one_table_per_recording(
         assert json.loads(t.with_name(t.name + ".json").read_text())["input"]["location"]
 
 
+@pytest.mark.slow
 def test_calibrate_fits_a_persons_profile_and_predict_applies_it(
     tmp_path: Path, bundle: Path, stub_segmenter: BandSegmenter
 ) -> None:

@@ -21,6 +21,8 @@ from musclestate.errors import InputError
 from musclestate.phantom import PhantomConfig, audit_cohort, simulate_cohort
 from musclestate.phantom.audit import CUE_NAMES, read_truth
 
+pytestmark = pytest.mark.slow  # simulates a ten-person cohort once per module
+
 ISSUE_NAMES = (
     "mg_fascicle_shortening_rest_to_mvc_pct",
     "mg_pennation_rise_rest_to_mvc_deg",

@@ -163,6 +163,7 @@ def test_knee_flexion_slackens_mg_only() -> None:
     assert 0.0 <= bent.sol_fascicle_mm[0] - straight.sol_fascicle_mm[0] < 1.0
 
 
+@pytest.mark.slow
 def test_mvc_follows_triceps_size_and_moment_arm() -> None:
     people = [draw_participant(f"P{i}", np.random.default_rng([3, i])) for i in range(300)]
     mvc = np.array([p.mvc_moment_nm for p in people])
