@@ -52,7 +52,7 @@ def test_layout_and_manifest(phantom_cohort: Path) -> None:
     assert len(m.recordings) == 3 * 4
     by_trial = {(r.participant, r.trial): r for r in m.recordings}
     for pid in ("P01", "P02", "P03"):
-        assert not by_trial[(pid, "mvc")].include
+        assert by_trial[(pid, "mvc")].include  # a calibration recording too
         for trial in ("track_01", "track_02", "rom"):
             spec = by_trial[(pid, trial)]
             assert spec.include
