@@ -95,7 +95,10 @@ def test_tiny_demo_runs_every_stage_end_to_end_through_the_command_line(tmp_path
     metrics = json.loads((out / "run" / "metrics.json").read_text())
     targets = {"ankle_angle", "ankle_moment", "mg_activation", "sol_activation"}
     assert set(metrics["targets"]) == targets and metrics["folds"] == 2
-    assert set(metrics["models"]) == {"cnn", "mean_predictor", "feature_baseline"}
+    zero_shot = {"cnn", "mean_predictor", "feature_baseline"}
+    calibrated = {"cnn_calibrated", "feature_baseline_calibrated"}
+    assert set(metrics["models"]) == zero_shot | calibrated
+    assert metrics["frames"] == "tracking" and "mvc" in metrics["calibrated_on"]
     for model in metrics["models"].values():
         assert set(model["per_participant"]) == {"P01", "P02", "P03", "P04"}
         for per in model["per_participant"].values():
@@ -121,3 +124,4 @@ def test_tiny_demo_runs_every_stage_end_to_end_through_the_command_line(tmp_path
     cnn = metrics["models"]["cnn"]["summary"]["ankle_angle"]
     assert f"{cnn['r2_mean']:.3f} ± {cnn['r2_sd']:.3f}" in re.sub(r"\s+", " ", result.output)
     assert "report.html" in result.output
+    assert "zero-shot" in result.output and "calibrated on each held-out" in result.output

@@ -315,7 +315,9 @@ def run_demo(
 
     timed(
         "cross-validate",
-        lambda: run_cv(dataset, out / "run", train, folds=cfg.folds, progress=cv_progress),
+        lambda: run_cv(
+            dataset, out / "run", train, folds=cfg.folds, calibrate=True, progress=cv_progress
+        ),
     )
     report_path = timed("report", lambda: write_report(out / "run"))
     timings["total"] = time.perf_counter() - t_all

@@ -216,9 +216,10 @@ def cv_cmd(
 
 
 def _print_cv_summary(con: Console, metrics: dict, path: Path) -> None:
-    from musclestate.report.console import metrics_table, seeds_table
+    from musclestate.report.console import metrics_tables, seeds_table
 
-    con.print(seeds_table(metrics) if "runs" in metrics else metrics_table(metrics))
+    for table in [seeds_table(metrics)] if "runs" in metrics else metrics_tables(metrics):
+        con.print(table)
     con.print(f"metrics: {path}")
 
 
@@ -235,11 +236,13 @@ def report_cmd(
     ] = 4,
 ) -> None:
     """Write one self-contained HTML report of a cross-validation run."""
-    from musclestate.report import metrics_table, write_report
+    from musclestate.report import write_report
+    from musclestate.report.console import metrics_tables
 
     path = write_report(run_dir, out, n_examples=n_examples)
     con = Console(soft_wrap=True)
-    con.print(metrics_table(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))))
+    for table in metrics_tables(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))):
+        con.print(table)
     con.print(f"report: {path}", soft_wrap=True)
 
 
@@ -272,7 +275,7 @@ def demo_cmd(
     import dataclasses
 
     from musclestate.demo import STAGES, DemoConfig, load_demo_config, run_demo
-    from musclestate.report import metrics_table
+    from musclestate.report.console import metrics_tables
 
     cfg = DemoConfig() if config is None else load_demo_config(config)
     given = dict(
@@ -301,7 +304,8 @@ def demo_cmd(
         con.print(narrow)
     with progress_bar(con, stages=STAGES) as progress:
         result = run_demo(out, cfg, overwrite=overwrite, progress=progress)
-    con.print(metrics_table(result.metrics))
+    for table in metrics_tables(result.metrics):
+        con.print(table)
     if narrow:
         con.print(narrow)
     con.print(

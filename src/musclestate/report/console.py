@@ -6,7 +6,7 @@ Library code builds the table; only the CLI prints it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.table import Table
@@ -18,15 +18,43 @@ def _f(v: float, digits: int) -> str:
     return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
-def metrics_table(metrics: Mapping[str, Any], title: str | None = None) -> Table:
+def metrics_tables(metrics: Mapping[str, Any]) -> list[Table]:
+    """The zero-shot table, and the calibrated one where the run has calibrated models: two
+    different claims (a new person as they come; a new person after their own calibration
+    trials), never mixed in one table."""
+    models = list(metrics.get("models", {}))
+    zero = [m for m in models if not m.endswith("_calibrated")]
+    cal = [m for m in models if m.endswith("_calibrated")]
+    folds = metrics.get("folds", "?")
+    frames = {"tracking": "tracking trials", "all": "all frames"}.get(metrics.get("frames", "all"))
+    tables = [
+        metrics_table(metrics, f"zero-shot: held-out participants, {frames}, {folds}-fold CV", zero)
+    ]
+    if cal:
+        on = ", ".join(metrics.get("calibrated_on") or [])
+        tables.append(
+            metrics_table(
+                metrics,
+                f"calibrated on each held-out participant's own {on} trials: {frames}, "
+                f"{folds}-fold CV",
+                cal,
+            )
+        )
+    return tables
+
+
+def metrics_table(
+    metrics: Mapping[str, Any], title: str | None = None, models: Sequence[str] | None = None
+) -> Table:
     """Per target and model: held-out R² (mean ± SD across participants), mean r, mean RMSE
     (in the target's unit); the best R² per target in bold green.
 
     Args:
         metrics: parsed ``metrics.json`` of a cross-validation run.
         title: table title (default names the number of folds).
+        models: the models to show (default all in the file).
     """
-    rows = summary_rows(metrics)
+    rows = [r for r in summary_rows(metrics) if models is None or r["model"] in models]
     folds = metrics.get("folds", "?")
     frames = {"tracking": "tracking trials", "all": "all frames"}.get(metrics.get("frames", "all"))
     table = Table(
