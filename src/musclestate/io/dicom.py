@@ -42,6 +42,7 @@ from musclestate.io._common import (
     depth_spacing,
     finish_meta,
     make_recording,
+    positive_fps,
     scale_to_uint8,
     to_luma,
     to_uint8,
@@ -257,13 +258,7 @@ def _pixels(ds: Any, path: Path) -> tuple[np.ndarray, tuple[int, str]]:
 
 def _frame_times(ds: Any, n: int, fps: float | None, path: Path) -> tuple[np.ndarray, str]:
     if fps is not None:
-        try:
-            f = float(fps)
-        except (TypeError, ValueError):
-            raise MediaError(f"fps must be a number, got {fps!r}", path) from None
-        if not (np.isfinite(f) and f > 0):
-            raise MediaError(f"fps must be a positive frame rate, got {fps!r}", path)
-        return np.arange(n) / f, "user:fps"
+        return np.arange(n) / positive_fps(fps, path), "user:fps"
     vec = ds.get("FrameTimeVector", None)
     if vec is not None and n > 1:
         inc = np.atleast_1d(np.asarray(vec, dtype=np.float64))
