@@ -118,6 +118,7 @@ def test_training_learns_bands_and_fine_tunes(tmp_path: Path) -> None:
     assert split == card["split"]["test"] and len(split) == 6
     assert card["input"]["size"] == [64, 64]
     assert card["training"]["epochs"] == 12 and card["training"]["init_from"] == "random"
+    assert card["training"]["accelerator"] == "cpu"
     seg = load_segmenter(out)
     res = evaluate(seg, images, masks, split)
     assert res["images"] == 6

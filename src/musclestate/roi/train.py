@@ -75,6 +75,8 @@ class TrainConfig:
         phantom_frames: phantom frames added to the training side (0 = real images only).
         max_minutes: wall-time limit of the loop (None = no limit).
         threads: torch CPU threads.
+        accelerator: passed to ``lightning.Trainer`` (``"cpu"``, ``"gpu"``, ``"auto"``); the
+            weights are written as float32 on the CPU whatever trained them.
     """
 
     epochs: int = 40
@@ -86,6 +88,7 @@ class TrainConfig:
     phantom_frames: int = 0
     max_minutes: float | None = None
     threads: int = 2
+    accelerator: str = "cpu"
     augmentation: Augmentation = Augmentation()
 
     def __post_init__(self) -> None:
@@ -204,17 +207,18 @@ def augment(x: Any, y: Any, aug: Augmentation, gen: Any) -> tuple[Any, Any]:
 
     Geometric changes (flip, rotation, scale, shift) apply to image and mask alike; intensity
     changes (gain, gamma, multiplicative speckle noise, Gaussian blur) to the image only. All
-    randomness comes from the ``torch.Generator`` ``gen``.
+    randomness comes from the ``torch.Generator`` ``gen`` (a CPU generator: the draws are the same
+    whichever device ``x`` is on, and are moved there).
     """
     import torch
     import torch.nn.functional as F
 
-    b = x.shape[0]
+    b, dev = x.shape[0], x.device
 
     def uniform(lo: float, hi: float, n: int = b) -> Any:
-        return lo + (hi - lo) * torch.rand(n, generator=gen)
+        return (lo + (hi - lo) * torch.rand(n, generator=gen)).to(dev)
 
-    flip = torch.rand(b, generator=gen) < aug.flip_p
+    flip = (torch.rand(b, generator=gen) < aug.flip_p).to(dev)
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     y = torch.where(flip[:, None, None, None], y.flip(-1), y)
 
@@ -238,12 +242,13 @@ def augment(x: Any, y: Any, aug: Augmentation, gen: Any) -> tuple[Any, Any]:
     noise = 1 + aug.speckle_sd * torch.rand(b, 1, 1, 1, generator=gen) * torch.randn(
         x.shape, generator=gen
     )
+    noise = noise.to(dev)
     x = (x * noise.clamp_min(0)).clamp(0, 255)
     if aug.blur_sigma > 0:
         sigma = float(uniform(0.3, aug.blur_sigma, 1))
         if float(torch.rand(1, generator=gen)) < aug.blur_p:
             r = max(1, math.ceil(2.5 * sigma))
-            t = torch.arange(-r, r + 1, dtype=x.dtype)
+            t = torch.arange(-r, r + 1, dtype=x.dtype, device=dev)
             k = torch.exp(-0.5 * (t / sigma) ** 2)
             k = k / k.sum()
             x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
@@ -424,7 +429,7 @@ def train_segmenter(
     trainer = L.Trainer(
         max_epochs=config.epochs,
         max_time=max_time,
-        accelerator="cpu",
+        accelerator=config.accelerator,
         devices=1,
         logger=False,
         enable_checkpointing=False,
@@ -437,6 +442,7 @@ def train_segmenter(
     t0 = time.perf_counter()
     trainer.fit(module, train_dl, val_dl)
     minutes = (time.perf_counter() - t0) / 60
+    network.cpu()
     if ckpt.best_state is not None:
         network.load_state_dict(ckpt.best_state)
     network.eval()
