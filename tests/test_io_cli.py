@@ -40,3 +40,18 @@ def test_probe_video_and_signals(tmp_path: Path) -> None:
 def test_probe_missing_file(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="not found"):
         probe(tmp_path / "nothing.mp4")
+
+
+def test_probe_of_an_image_folder_without_a_rate_says_how_to_give_one(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(folder / f"f{i}.png")
+    res = CliRunner().invoke(app, ["probe", str(folder)])
+    assert isinstance(res.exception, MediaError)
+    assert "folder of 3 images; give the rate" in str(res.exception)
+    res = CliRunner().invoke(app, ["probe", str(folder), "--fps", "20"])
+    assert res.exit_code == 0, res.output
+    assert "3 frames of 8x8 px" in res.output

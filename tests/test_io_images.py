@@ -76,6 +76,8 @@ def test_bad_folders(tmp_path: Path, folder: Path) -> None:
         read_image_folder(empty, 10.0)
     with pytest.raises(MediaError, match="positive frame rate"):
         read_image_folder(folder, 0.0)
+    with pytest.raises(MediaError, match=r"folder of \d+ images; give the rate.*--fps"):
+        read_image_folder(folder)
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(folder / "frame11.png")
     with pytest.raises(MediaError, match=r"frame11\.png.*all frames must have one size"):
         read_image_folder(folder, 10.0)

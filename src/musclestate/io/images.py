@@ -223,9 +223,18 @@ def _recording(
     return make_recording(frames, t_s, spacing, meta, path)
 
 
+def _no_rate(what: str, path: Path) -> MediaError:
+    """The one refusal of frames without a frame rate, for folders and stacks alike."""
+    return MediaError(
+        f"{what}; give the rate the images were taken at (--fps N on the command line, "
+        "fps = N in a manifest, fps= in Python)",
+        path,
+    )
+
+
 def read_image_folder(
     path: str | Path,
-    fps: float,
+    fps: float | None = None,
     *,
     t0_s: float = 0.0,
     crop: Sequence[int] | None = None,
@@ -238,7 +247,8 @@ def read_image_folder(
 
     Args:
         path: folder holding PNG/TIFF/BMP/JPEG files (sub-folders are ignored).
-        fps: frame rate in frames/s; frame ``k`` is at ``t0_s + k / fps``.
+        fps: frame rate in frames/s; frame ``k`` is at ``t0_s + k / fps``. Required: a folder
+            says nothing of its rate, so ``None`` is refused with the way out.
         t0_s: time of the first frame in seconds.
         crop: ``(x, y, w, h)`` in 0-based pixels.
         flip_horizontal: mirror left-right (after cropping).
@@ -255,10 +265,12 @@ def read_image_folder(
         raise MediaError("image folder not found; check the path", path)
     if not path.is_dir():
         raise MediaError("is a file; read_image_folder needs a folder of images", path)
-    fps_f = positive_fps(fps, path)
     files = list_images(path)
     if not files:
         raise MediaError(f"holds no images ({', '.join(IMAGE_SUFFIXES)}); check the folder", path)
+    if fps is None:
+        raise _no_rate(f"is a folder of {len(files)} images", path)
+    fps_f = positive_fps(fps, path)
     pages = []
     for f in files:
         got, _ = _open_pages(f)
@@ -325,12 +337,7 @@ def read_image_file(
     elif n == 1:
         fps_f, source = 1.0, "single_frame"
     else:
-        raise MediaError(
-            f"is a stack of {n} pages with no frame rate in the file; give the rate the "
-            "images were taken at (--fps N on the command line, fps = N in a manifest, fps= "
-            "in Python)",
-            path,
-        )
+        raise _no_rate(f"is a stack of {n} pages with no frame rate in the file", path)
     extra = {"pages": n}
     return _recording(
         pages,
