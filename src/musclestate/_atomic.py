@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from musclestate.errors import InputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -89,6 +91,38 @@ def json_default(o: Any) -> Any:
     if isinstance(o, tuple | set | frozenset):
         return list(o)
     raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def read_json(
+    path: str | Path,
+    what: str,
+    *,
+    error: type[InputError] = InputError,
+    missing: str | None = None,
+    need_object: bool = True,
+) -> Any:
+    """Parse a JSON file that musclestate or its user wrote; every failure names the file.
+
+    Args:
+        path: the file.
+        what: what the file is, for the messages (``"calibration profile"``).
+        error: the :class:`InputError` subclass to raise.
+        missing: the message for an absent file (default ``"{what} not found"``).
+        need_object: refuse anything but a JSON object.
+
+    Raises:
+        InputError (or ``error``): absent, unreadable or malformed file, or not an object.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(missing or f"{what} not found", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"cannot read {what}: {exc}", path) from None
+    if need_object and not isinstance(data, dict):
+        raise error(f"{what} must hold a JSON object, got {type(data).__name__}", path)
+    return data
 
 
 def write_json_atomic(dest: str | Path, obj: Any, **dumps_kw: Any) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from musclestate._atomic import write_text_atomic
+from musclestate._atomic import read_json, write_text_atomic
 from musclestate.errors import ConfigError, InputError
 from musclestate.progress import ProgressEvent, ProgressFn, emit
 
@@ -178,15 +178,7 @@ class DemoConfig:
 
 def load_demo_config(path: str | Path) -> DemoConfig:
     """Read a demo configuration JSON file (e.g. a previous demo's ``demo_config.json``)."""
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("demo configuration file not found", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read demo configuration: {exc}", path) from None
-    if not isinstance(d, dict):
-        raise InputError("demo configuration must be a JSON object", path)
+    d = read_json(path, "demo configuration", missing="demo configuration file not found")
     try:
         return DemoConfig.from_dict(d)
     except TypeError as exc:

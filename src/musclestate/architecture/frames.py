@@ -58,18 +58,8 @@ COLUMNS = (
     "sol_fascicle_angle_deg",
     "quality_ok",
 )
-SMOOTHED = (
-    "mg_fascicle_angle_deg",
-    "mg_fascicle_to_superficial_deg",
-    "mg_fascicle_to_deep_deg",
-    "mg_pennation_deg",
-    "superficial_angle_deg",
-    "deep_angle_deg",
-    "mg_thickness_mm",
-    "mg_fascicle_length_mm",
-    "sol_thickness_mm",
-    "sol_fascicle_angle_deg",
-)
+#: the columns the temporal smoother filters: every measured value, not the flags
+SMOOTHED = tuple(c for c in COLUMNS if c not in ("mg_fascicle_length_extrapolated", "quality_ok"))
 
 
 @dataclass(frozen=True)

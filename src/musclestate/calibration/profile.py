@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from musclestate._atomic import write_text_atomic
+from musclestate._atomic import read_json, write_text_atomic
 from musclestate.errors import ConfigError, InputError
 
 #: Trial types (recording ``task``) that serve as calibration trials by default.
@@ -202,15 +202,7 @@ def load_profile(path: str | Path) -> CalibrationProfile:
     Raises:
         InputError: missing, unreadable or malformed file (the message names it).
     """
-    path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("calibration profile not found", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read calibration profile: {exc}", path) from None
-    if not isinstance(d, dict):
-        raise InputError("a calibration profile is a JSON object", path)
+    d = read_json(path, "calibration profile")
     return CalibrationProfile.from_dict(d, path)
 
 

@@ -26,7 +26,6 @@ phantom's image orientation (those images are mirrored left-right).
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from musclestate._atomic import read_json
 from musclestate.errors import InputError
 from musclestate.phantom import mechanics
 
@@ -308,14 +308,11 @@ def audit_cohort(cohort: str | Path, *, real_data: str | Path | None = None) -> 
     if folder.is_file():
         folder = folder.parent
     meta_path = folder / "cohort.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not meta_path.exists():
         raise InputError(
             "not a phantom cohort (no cohort.json); give the folder simulate wrote", folder
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read cohort.json: {exc}", meta_path) from None
+        )
+    meta = read_json(meta_path, "cohort.json")
     records = meta.get("participants") or []
     if not records:
         raise InputError("cohort.json lists no participants", meta_path)

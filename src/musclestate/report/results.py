@@ -16,7 +16,6 @@ Layout of a run folder ``RUN`` (written by :func:`musclestate.training.cv.run_cv
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from musclestate._atomic import read_json
 from musclestate.errors import InputError
 from musclestate.training.predictions import ParticipantPredictions, read_predictions
 
@@ -104,13 +104,7 @@ class RunResults:
 def _read_json(path: Path, what: str, hint: str) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{what} not found; {hint}", path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {what}: {exc}", path) from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{what} must hold a JSON object, got {type(data).__name__}", path)
-    return data
+    return read_json(path, what)
 
 
 def load_run(run_dir: str | Path) -> RunResults:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from musclestate._atomic import atomic_file, write_text_atomic
+from musclestate._atomic import atomic_file, read_json, write_text_atomic
 from musclestate.calibration import CALIBRATION_TASKS
 from musclestate.errors import ConfigError, DatasetError
 from musclestate.progress import ProgressFn
@@ -66,12 +66,7 @@ def _write_json(path: Path, obj: Any) -> Path:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"{what} not found", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"cannot read {what}: {exc}", path) from None
+    return read_json(path, what, error=DatasetError, need_object=False)
 
 
 def _split(
