@@ -119,7 +119,7 @@ def test_not_a_dataset(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a musclestate dataset"):
         open_dataset(tmp_path / "x")
     (tmp_path / "x" / "manifest.json").write_text("{oops")
-    with pytest.raises(DatasetError, match="unreadable manifest"):
+    with pytest.raises(DatasetError, match="cannot read dataset manifest"):
         open_dataset(tmp_path / "x")
 
 

@@ -316,7 +316,7 @@ def run_demo(
     write_text_atomic(
         out / "timings.json", json.dumps({k: round(v, 2) for k, v in timings.items()}, indent=2)
     )
-    metrics = json.loads((out / "run" / "metrics.json").read_text(encoding="utf-8"))
+    metrics = read_json(out / "run" / "metrics.json", "cross-validation metrics")
     return DemoResult(
         out=out,
         manifest=Path(manifest),

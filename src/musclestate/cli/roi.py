@@ -174,9 +174,9 @@ def roi_apply(
     ] = False,
 ) -> None:
     """Find the muscle in every frame of a dataset; write its derived group 'roi'."""
-    import json
     import time
 
+    from musclestate._atomic import read_json
     from musclestate.roi.geometry import GeometryConfig
     from musclestate.roi.patches import ManualROI, PatchConfig
     from musclestate.roi.pipeline import ROIConfig, apply_roi
@@ -199,7 +199,7 @@ def roi_apply(
     else:
         manual_rois = {}
         if manual is not None:
-            raw = json.loads(manual.read_text(encoding="utf-8"))
+            raw = read_json(manual, "manual ROI file")
             manual_rois = {k: ManualROI.from_dict(v) for k, v in raw.items()}
         cfg = ROIConfig(
             model=None if model is None else str(model),

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from musclestate._atomic import write_text_atomic
+from musclestate._atomic import read_json, write_text_atomic
 from musclestate.errors import ConfigError, InputError
 
 SPLITS_FORMAT = "musclestate-splits"
@@ -143,11 +143,8 @@ def save_folds(path: str | Path, folds: Sequence[Fold], *, seed: int | None = No
 def load_folds(path: str | Path) -> list[Fold]:
     """Read folds written by :func:`save_folds`, checking that they are participant-disjoint."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read splits: {exc}", path) from None
-    if not isinstance(doc, dict) or doc.get("format") != SPLITS_FORMAT:
+    doc = read_json(path, "splits")
+    if doc.get("format") != SPLITS_FORMAT:
         raise InputError(f"not a {SPLITS_FORMAT} file", path)
     try:
         folds = [Fold(int(f["index"]), tuple(f["train"]), tuple(f["test"])) for f in doc["folds"]]

@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 
 from musclestate import __version__
-from musclestate._atomic import atomic_dir, atomic_file, json_default, write_text_atomic
+from musclestate._atomic import atomic_dir, atomic_file, json_default, read_json, write_text_atomic
 from musclestate.errors import DatasetError, InputError
 from musclestate.progress import ProgressFn, emit
 from musclestate.records import Recording, RecordingMeta, Signal, Target
@@ -577,11 +577,8 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise DatasetError(
             f"no {MANIFEST}: not a musclestate dataset (or an import that did not finish)", path
         )
-    try:
-        manifest = json.loads(mf.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"unreadable manifest: {exc}", mf) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    manifest = read_json(mf, "dataset manifest", error=DatasetError)
+    if manifest.get("format") != FORMAT:
         raise DatasetError(f"not a {FORMAT} manifest", mf)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DatasetError(
