@@ -8,6 +8,7 @@ import pytest
 from musclestate.roi.architecture import (
     FEATURE_NAMES,
     dominant_orientation_deg,
+    fascicle_length_mm,
     measure,
     tensor_orientation_deg,
 )
@@ -74,6 +75,10 @@ def test_measure_on_a_synthetic_muscle() -> None:
     assert f["deep_angle_deg"] == pytest.approx(-5.0, abs=0.1)
     assert f["fascicle_angle_deg"] == pytest.approx(20.0, abs=1.5)
     assert f["pennation_deg"] == pytest.approx(25.0, abs=1.5)
+    assert f["superficial_pennation_deg"] == pytest.approx(20.0, abs=1.5)
+    assert f["mg_fascicle_length_mm"] == pytest.approx(
+        f["mg_thickness_mm"] / np.sin(np.radians(f["pennation_deg"])), rel=1e-6
+    )
     mg, _ = g.region_masks()
     assert f["mg_echo"] == pytest.approx(frame[mg].mean(), rel=1e-6)
 
@@ -90,3 +95,32 @@ def test_measure_without_muscle_is_nan() -> None:
     )
     f = measure(np.zeros((40, w), np.uint8), g)
     assert all(np.isnan(v) for v in f.values())
+
+
+def test_fascicle_length_is_thickness_over_sine_of_pennation() -> None:
+    assert fascicle_length_mm(20.0, 30.0) == pytest.approx(40.0)
+    assert fascicle_length_mm(15.0, 90.0) == pytest.approx(15.0)
+    assert np.isnan(fascicle_length_mm(20.0, 0.5))  # near-parallel: diverges, refused
+    assert np.isnan(fascicle_length_mm(float("nan"), 20.0))
+
+
+def test_sol_fascicles_measured_below_the_deep_aponeurosis() -> None:
+    h, w = 200, 240
+    spacing = (0.25, 0.25)
+    mg_frame = stripes(22.0, (h, w), spacing, period_mm=2.0, seed=1)
+    sol_frame = stripes(-12.0, (h, w), spacing, period_mm=2.0, seed=2)
+    frame = mg_frame.copy()
+    frame[100:] = sol_frame[100:]
+    g = MuscleGeometry(
+        shape=(h, w),
+        pixel_spacing_mm=spacing,
+        superficial_row=np.full(w, 20.0),
+        deep_row=np.full(w, 100.0),
+        superficial_cover=np.ones(w, bool),
+        deep_cover=np.ones(w, bool),
+        sol_depth_mm=20.0,
+    )
+    f = measure(frame, g)
+    assert f["fascicle_angle_deg"] == pytest.approx(22.0, abs=1.5)
+    assert f["sol_fascicle_angle_deg"] == pytest.approx(-12.0, abs=1.5)
+    assert f["sol_pennation_deg"] == pytest.approx(12.0, abs=1.5)

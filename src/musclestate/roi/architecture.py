@@ -10,6 +10,13 @@ Measures per frame (what DL_Track_US-style tools report, and the inputs of the f
   1987; Rana, Hamarneh & Wakeling 2009, doi:10.1016/j.jbiomech.2009.05.019) is available too but
   is pulled towards the horizontal by laterally elongated speckle;
 - ``pennation_deg``: angle between that orientation and the deep aponeurosis;
+- ``superficial_pennation_deg``: angle between that orientation and the superficial aponeurosis;
+- ``mg_fascicle_length_mm``: the trigonometric estimate thickness / sin(pennation) of a straight
+  fascicle spanning the muscle between the aponeuroses (reviewed with its limits by Kwah et al.
+  2013, J Appl Physiol 114:761-769); it extrapolates wherever the fascicle leaves the image;
+- ``sol_fascicle_angle_deg`` / ``sol_pennation_deg``: the same orientation estimate in the SOL
+  region below the deep aponeurosis, and its angle to that aponeurosis (SOL's thickness needs its
+  deep boundary, which this stage does not find; ``musclestate architecture`` measures it);
 - ``mg_echo`` / ``sol_echo``: mean grey level (0-255) of the MG and SOL regions (echo intensity).
 
 Angles are in physical units (pixel spacing applied), in degrees, positive when the line gets
@@ -28,6 +35,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "deep_angle_deg",
     "fascicle_angle_deg",
     "pennation_deg",
+    "superficial_pennation_deg",
+    "mg_fascicle_length_mm",
+    "sol_fascicle_angle_deg",
+    "sol_pennation_deg",
     "mg_echo",
     "sol_echo",
 )
@@ -38,6 +49,10 @@ FEATURE_UNITS: dict[str, str] = {
     "deep_angle_deg": "deg",
     "fascicle_angle_deg": "deg",
     "pennation_deg": "deg",
+    "superficial_pennation_deg": "deg",
+    "mg_fascicle_length_mm": "mm",
+    "sol_fascicle_angle_deg": "deg",
+    "sol_pennation_deg": "deg",
     "mg_echo": "grey level 0-255",
     "sol_echo": "grey level 0-255",
 }
@@ -162,6 +177,18 @@ def dominant_orientation_deg(
     return float(bins[int(np.argmax(prof))] + 0.5)
 
 
+def fascicle_length_mm(thickness_mm: float, pennation_deg: float) -> float:
+    """Length of a straight fascicle crossing a muscle of ``thickness_mm`` at ``pennation_deg``.
+
+    ``L = thickness / sin(pennation)`` (the trigonometric estimate; Kwah et al. 2013, J Appl
+    Physiol 114:761-769). NaN where either is undefined or the pennation is below 1 degree (the
+    estimate diverges as the fascicle turns parallel to the aponeurosis).
+    """
+    if not (np.isfinite(thickness_mm) and np.isfinite(pennation_deg)) or pennation_deg < 1.0:
+        return float("nan")
+    return float(thickness_mm / np.sin(np.radians(pennation_deg)))
+
+
 def _line_angle_difference(a: float, b: float) -> float:
     """Acute angle between two lines with angles ``a`` and ``b`` (degrees), in [0, 90]."""
     d = abs(a - b) % 180.0
@@ -199,6 +226,17 @@ def measure(
         fasc = dominant_orientation_deg(frame, core, geometry.pixel_spacing_mm)
         out["fascicle_angle_deg"] = fasc
         out["pennation_deg"] = _line_angle_difference(fasc, out["deep_angle_deg"])
+        out["superficial_pennation_deg"] = _line_angle_difference(
+            fasc, out["superficial_angle_deg"]
+        )
+        out["mg_fascicle_length_mm"] = fascicle_length_mm(
+            out["mg_thickness_mm"], out["pennation_deg"]
+        )
+    sol_core = sol & (rows > geometry.deep_row + margin)
+    if sol_core.sum() >= 50:
+        sol_fasc = dominant_orientation_deg(frame, sol_core, geometry.pixel_spacing_mm)
+        out["sol_fascicle_angle_deg"] = sol_fasc
+        out["sol_pennation_deg"] = _line_angle_difference(sol_fasc, out["deep_angle_deg"])
     if mg.any():
         out["mg_echo"] = float(frame[mg].mean())
     if sol.any():
