@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
 
 UNITS = {"ankle_angle": "deg", "ankle_moment": "N m", "mg_activation": "%MVC",
          "sol_activation": "%MVC"}  # fmt: skip
-CFG = TrainConfig(image_size=(24, 24), epochs=8, batch_size=16, lr=3e-3, num_threads=1,
+CFG = TrainConfig().replace(image_size=(24, 24), epochs=8, batch_size=16, lr=3e-3, num_threads=1,
                   network_params={"widths": [8, 16, 32]})  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from test_training_cv import write_synthetic_dataset
 
 pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
 
-CFG = TrainConfig(image_size=(24, 24), epochs=6, batch_size=16, lr=3e-3, num_threads=1,
+CFG = TrainConfig().replace(image_size=(24, 24), epochs=6, batch_size=16, lr=3e-3, num_threads=1,
                   accelerator="cpu", network_params={"widths": [8, 16, 32]})  # fmt: skip
 
 
