@@ -131,7 +131,7 @@ def test_metrics_have_the_agreed_shape_and_show_learning(run: Path) -> None:
     assert m["by_trial_type"]["passive_rom"]["n_frames"] == 5 * 120
     assert m["all_frames"]["calibration"]["ankle_angle"]["n_frames"] == 5 * 240
     assert m["calibration"]["ankle_angle"]["n_frames"] == 5 * 120
-    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 8
+    assert json.loads((run / "config.json").read_text())["train"]["optimisation"]["epochs"] == 8
 
 
 def test_no_participant_leaks_across_a_fold(run: Path) -> None:
