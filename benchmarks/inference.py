@@ -176,12 +176,12 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     ph, pw = PatchConfig().height, PatchConfig().width
-    h, w = bundle.card["input"]["image_size"]
+    h, w = bundle.card.input.image_size
     if args.input == "frame":
         what, shape = f"{SIZE} x {SIZE} frames resized to 1 x {h} x {w}", (1, SIZE, SIZE)
     else:
         what, shape = f"{ph} x {pw} patches resized to 2 x {h} x {w}", (2, ph, pw)
-    print(f"\n== estimator ({bundle.card['network']['name']}, {what}), ms per frame ==")
+    print(f"\n== estimator ({bundle.card.network.name}, {what}), ms per frame ==")
     oest = OnnxEstimator(bundle, threads=args.threads)
     est_ms = {}
     for bs in (1, 32):

@@ -203,13 +203,14 @@ def test_train_bundle_with_cv_metrics(run: Path, dataset: Path, tmp_path: Path) 
     assert not (tmp_path / ".model.work").exists()
     b = load_bundle(out)
     card = b.card
-    assert [t["name"] for t in card["targets"]] == list(UNITS)
-    assert card["roi"]["feature_names"] == ["f_angle", "f_mg", "f_sol"]
-    assert card["training"]["pixel_spacing_mm"] == [0.2, 0.25]
-    assert len(card["training"]["participants"]) == 4
-    assert card["training"]["validation_participants"]
-    assert card["cv_metrics"]["summary"]["cnn"]["ankle_angle"]["r2_mean"] is not None
-    assert card["network"]["params"] == {"widths": [8, 16, 32]}
+    assert list(card.target_names) == list(UNITS)
+    assert card.roi["feature_names"] == ["f_angle", "f_mg", "f_sol"]
+    assert card.training.pixel_spacing_mm == (0.2, 0.25)
+    assert len(card.training.participants) == 4
+    assert card.training.validation_participants
+    assert card.training.frames_per_participant.keys() == set(card.training.participants)
+    assert card.cv_metrics["summary"]["cnn"]["ankle_angle"]["r2_mean"] is not None
+    assert card.network.params == {"widths": [8, 16, 32]}
     from musclestate.dataset import open_dataset
 
     ds = open_dataset(dataset)

@@ -47,7 +47,7 @@ def test_phantom_cohort_through_cv_and_bundle(roi_dataset: Path, tmp_path: Path)
         assert (tmp_path / "run" / "predictions" / f"{pid}.csv").is_file()
     b = load_bundle(bundle)
     roi_attrs = ds.derived("roi").attrs
-    assert b.card["roi"]["feature_names"] == list(roi_attrs["feature_names"])
+    assert b.card.roi["feature_names"] == list(roi_attrs["feature_names"])
     rid = ds.recordings[0].id
     patches = ds.derived("roi").get(rid, "patches")
     out = b.predict(patches)

@@ -21,6 +21,7 @@ into inner-training and validation participants (nested).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -35,6 +36,7 @@ import numpy as np
 from musclestate._atomic import atomic_file, read_json, write_text_atomic
 from musclestate.calibration import CALIBRATION_TASKS
 from musclestate.errors import ConfigError, DatasetError
+from musclestate.models.card import jsonable, read_card
 from musclestate.progress import ProgressFn
 from musclestate.training.config import TrainConfig
 from musclestate.training.data import Cohort, ExampleSet, load_cohort
@@ -60,8 +62,6 @@ def _fold_dir(run: Path, index: int) -> Path:
 
 
 def _write_json(path: Path, obj: Any) -> Path:
-    from musclestate.models.bundle import jsonable
-
     return write_text_atomic(path, json.dumps(jsonable(obj), indent=2, allow_nan=False))
 
 
@@ -83,8 +83,16 @@ def _split(
 
 
 def _fold_card_training(
-    cohort: Cohort, inner: Sequence[str], val: Sequence[str], train_ex: ExampleSet, fit: Any
-) -> dict[str, Any]:
+    cohort: Cohort,
+    inner: Sequence[str],
+    val: Sequence[str],
+    train_ex: ExampleSet,
+    fit: Any,
+    config: TrainConfig,
+) -> Any:
+    """The card's :class:`~musclestate.models.card.TrainingRecord` of a trained estimator."""
+    from musclestate.models.card import TrainingRecord
+
     recs = [r for r in cohort.recordings if r.participant in set(inner)]
     spacings = [r.pixel_spacing_mm for r in recs if r.pixel_spacing_mm is not None]
     ranges = {
@@ -102,25 +110,30 @@ def _fold_card_training(
         novelty = FeatureNovelty.fit(
             train_ex.features, cohort.feature_names, groups=train_ex.participant
         )
-    return {
-        "dataset": cohort.source,
-        "pixel_spacing_mm": np.median(spacings, axis=0).tolist() if spacings else None,
-        "target_range": ranges,
-        "feature_range": f_ranges,
-        "feature_novelty": None if novelty is None else novelty.to_dict(),
-        "participants": list(inner),
-        "validation_participants": list(val),
-        "n_recordings": len(recs),
-        "n_frames": len(train_ex),
-        "best_epoch": fit.best_epoch,
-        "epochs_run": fit.epochs_run,
-        "val_mse_normalised": fit.val_mse,
-    }
+    return TrainingRecord.from_dict(
+        jsonable(
+            {
+                "dataset": cohort.source,
+                "pixel_spacing_mm": np.median(spacings, axis=0).tolist() if spacings else None,
+                "target_range": ranges,
+                "feature_range": f_ranges,
+                "feature_novelty": None if novelty is None else novelty.to_dict(),
+                "participants": list(inner),
+                "validation_participants": list(val),
+                "n_recordings": len(recs),
+                "n_frames": len(train_ex),
+                "best_epoch": fit.best_epoch,
+                "epochs_run": fit.epochs_run,
+                "val_mse_normalised": fit.val_mse,
+            }
+        )
+        | {"config": config.to_dict()}
+    )
 
 
 def _bundle_card(
-    cohort: Cohort, config: TrainConfig, fit: Any, training: dict, cv_metrics: dict | None = None
-) -> dict[str, Any]:
+    cohort: Cohort, config: TrainConfig, fit: Any, training: Any, cv_metrics: dict | None = None
+) -> Any:
     from musclestate.models.bundle import make_card
 
     return make_card(
@@ -135,7 +148,7 @@ def _bundle_card(
         sd=fit.norm.sd,
         sd_scale=fit.sd_scale,
         roi=cohort.roi_attrs,
-        training=training | {"config": config.to_dict()},
+        training=training,
         cv_metrics=cv_metrics,
         members=config.model.ensemble,
         feature_inputs=cohort.feature_names if config.model.fuse_features else (),
@@ -234,7 +247,7 @@ def run_fold(
     for pid in test:
         rows = np.flatnonzero(te.participant == pid)
         write_predictions_csv(fdir / "predictions" / f"{pid}.csv", te, rows, cnn, baselines)
-    training = _fold_card_training(cohort, inner, val, tr, fit)
+    training = _fold_card_training(cohort, inner, val, tr, fit, config)
     save_bundle(fdir / "model", fit.state_dict, _bundle_card(cohort, config, fit, training),
                 overwrite=True)  # fmt: skip
     _write_json(
@@ -564,8 +577,7 @@ def _calibrated_predictions(
 
     scales: dict[str, dict[str, float]] = {}
     for info in infos:
-        card = _read_json(_fold_dir(run, int(info["index"])) / "model" / "card.json", "card")
-        sd = {t["name"]: float(t["sd"]) for t in card["targets"]}
+        sd = read_card(_fold_dir(run, int(info["index"])) / "model").target_sd
         for pid in info["test"]:
             scales[pid] = sd
     out: dict[str, dict[str, ParticipantPredictions]] = {}
@@ -788,8 +800,10 @@ def train_bundle(
     fit = fit_estimator(tr, va, config, work, resume=resume, progress=progress)
     if not fit.is_global_zero:
         return out
-    training = _fold_card_training(cohort, inner, val, tr, fit)
-    training["frames_per_participant"] = {p: int(np.sum(tr.participant == p)) for p in inner}
+    training = dataclasses.replace(
+        _fold_card_training(cohort, inner, val, tr, fit, config),
+        frames_per_participant={p: int(np.sum(tr.participant == p)) for p in inner},
+    )
     save_bundle(out, fit.state_dict, _bundle_card(cohort, config, fit, training, cv_metrics),
                 overwrite=overwrite)  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
