@@ -182,6 +182,18 @@ def test_a_fold_reruns_identically_and_settings_are_kept(
 
     moved = shutil.copytree(dataset, tmp_path / "moved")
     assert run_cv(moved, tmp_path / "again", CFG, folds=3, fold=1, resume=True) == out
+    # a run folder written before the configuration had parts (flat "train") is the same run
+    cfg_path = tmp_path / "again" / "config.json"
+    old = json.loads(cfg_path.read_text())
+    parts = ("data", "model", "optimisation", "execution")
+    flat = {k: v for part in parts for k, v in old["train"][part].items()}
+    old["train"] = flat | {"seed": old["train"]["seed"]}
+    cfg_path.write_text(json.dumps(old))
+    assert run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=1, resume=True) == out
+    old["train"]["epoch"] = 3
+    cfg_path.write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match=r"config\.json: unknown training setting.*'epoch'"):
+        run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=1, resume=True)
     with pytest.raises(ConfigError, match="out of range"):
         run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=3)
 
