@@ -1,7 +1,12 @@
 """Training configuration: validated, frozen dataclasses saved next to every model and run.
 
-Code receives a :class:`TrainConfig`, never reads settings from files deep inside. ``to_dict`` /
-``from_dict`` round-trip through JSON; unknown keys are an error (no silently dropped options).
+Code receives a :class:`TrainConfig`, never reads settings from files deep inside. It has four
+parts: :class:`DataConfig` (what is trained on), :class:`ModelConfig` (which estimator),
+:class:`OptimisationConfig` (how it is fitted) and :class:`ExecutionConfig` (where and how fast:
+not part of a run's identity), plus ``seed``. ``to_dict`` / ``from_dict`` round-trip the nested
+form through JSON; ``from_dict`` and ``replace`` also take the flat setting names, mapped to their
+part by the one table :data:`FLAT_SETTINGS` (configuration files written before the parts are
+flat). Unknown keys are an error that lists the valid ones (no silently dropped options).
 
 The defaults are sized for a 2-core CPU: a compact residual CNN on 2 x 32 x 64 inputs (the ROI
 stage's 64 x 128 MG and SOL patches, halved: same aspect, a quarter of the pixels), batches of
