@@ -244,3 +244,20 @@ def test_roi_group_from_another_version_is_loaded_with_a_warning(tmp_path, caplo
         assert f"computed by musclestate {said}" in caplog.text
         assert f"this is {__version__}" in caplog.text
         assert f"musclestate roi apply {path}" in caplog.text
+
+
+def test_cli_config_files_flat_nested_or_from_a_card(tmp_path) -> None:
+    from musclestate.cli.training import _train_config
+
+    want = TrainConfig().replace(epochs=5, lr=1e-3, num_threads=2, devices=2)
+    flat = {"epochs": 9, "lr": 1e-3, "num_threads": 2}  # a file written before the parts
+    nested = {"optimisation": {"epochs": 9, "lr": 1e-3}, "execution": {"num_threads": 2}}
+    card = {"training": {"config": nested}}  # a bundle card's resolved configuration
+    for i, content in enumerate((flat, nested, {"train": flat}, card)):
+        path = tmp_path / f"c{i}.json"
+        path.write_text(json.dumps(content))
+        # the command line's options (flat names) override the file
+        assert _train_config(path, {"epochs": 5, "devices": "2", "lr": None}) == want
+    (tmp_path / "bad.json").write_text(json.dumps({"optimisation": {"epoch": 9}}))
+    with pytest.raises(ConfigError, match=r"unknown optimisation setting.*'epoch'.*'epochs'"):
+        _train_config(tmp_path / "bad.json", {})
