@@ -71,19 +71,19 @@ def default_bundle(
     from musclestate.roi.pipeline import ROIConfig, roi_attrs
     from musclestate.training.config import TrainConfig
 
-    cfg = TrainConfig(input=input_kind)
+    cfg = TrainConfig().replace(input=input_kind)
     if image_size is not None:
         cfg = cfg.replace(image_size=image_size)
     torch.manual_seed(0)
     n_t = len(TARGET_UNITS)
-    net = build_network(cfg.network, cfg.in_channels, n_t, cfg.network_params)
+    net = build_network(cfg.model.network, cfg.in_channels, n_t, cfg.model.network_params)
     card = make_card(
-        network=cfg.network,
-        network_params=cfg.network_params,
+        network=cfg.model.network,
+        network_params=cfg.model.network_params,
         in_channels=cfg.in_channels,
-        input_kind=cfg.input,
-        context=cfg.context,
-        image_size=cfg.image_size,
+        input_kind=cfg.data.input,
+        context=cfg.data.context,
+        image_size=cfg.data.image_size,
         targets=dict(TARGET_UNITS),
         mean=np.zeros(n_t),
         sd=np.ones(n_t),
@@ -176,12 +176,12 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     ph, pw = PatchConfig().height, PatchConfig().width
-    h, w = bundle.card["input"]["image_size"]
+    h, w = bundle.card.input.image_size
     if args.input == "frame":
         what, shape = f"{SIZE} x {SIZE} frames resized to 1 x {h} x {w}", (1, SIZE, SIZE)
     else:
         what, shape = f"{ph} x {pw} patches resized to 2 x {h} x {w}", (2, ph, pw)
-    print(f"\n== estimator ({bundle.card['network']['name']}, {what}), ms per frame ==")
+    print(f"\n== estimator ({bundle.card.network.name}, {what}), ms per frame ==")
     oest = OnnxEstimator(bundle, threads=args.threads)
     est_ms = {}
     for bs in (1, 32):

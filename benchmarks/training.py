@@ -52,10 +52,12 @@ def _cohort(frames: int, participants: int, seed: int, size: tuple[int, int]) ->
 def _bare_loop(cfg: TrainConfig, examples: ExampleSet, steps: int) -> float:
     """Images/s of plain forward/backward/step on pre-made float tensors."""
     torch.manual_seed(0)
-    net = build_network(cfg.network, cfg.in_channels, len(UNITS), cfg.network_params)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-    x = torch.from_numpy(examples.inputs(np.arange(cfg.batch_size)).astype(np.float32) / 255)
-    y = torch.zeros(cfg.batch_size, 2 * len(UNITS))
+    net = build_network(cfg.model.network, cfg.in_channels, len(UNITS), cfg.model.network_params)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.optimisation.lr)
+    x = torch.from_numpy(
+        examples.inputs(np.arange(cfg.optimisation.batch_size)).astype(np.float32) / 255
+    )
+    y = torch.zeros(cfg.optimisation.batch_size, 2 * len(UNITS))
     net.train()
     for _ in range(2):  # warm-up
         opt.zero_grad()
@@ -66,7 +68,7 @@ def _bare_loop(cfg: TrainConfig, examples: ExampleSet, steps: int) -> float:
         opt.zero_grad()
         torch.nn.functional.mse_loss(net(x), y).backward()
         opt.step()
-    return steps * cfg.batch_size / (time.perf_counter() - t0)
+    return steps * cfg.optimisation.batch_size / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -78,34 +80,38 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(epochs=args.epochs, patience=args.epochs, num_threads=args.threads,
+    cfg = TrainConfig().replace(epochs=args.epochs, patience=args.epochs, num_threads=args.threads,
                       accelerator="cpu")  # fmt: skip
     if args.image_size:
         cfg = cfg.replace(image_size=tuple(args.image_size))
-    train = ExampleSet.from_cohort(_cohort(args.frames, 4, 0, cfg.image_size))
-    val = ExampleSet.from_cohort(_cohort(256, 1, 1, cfg.image_size))
+    train = ExampleSet.from_cohort(_cohort(args.frames, 4, 0, cfg.data.image_size))
+    val = ExampleSet.from_cohort(_cohort(256, 1, 1, cfg.data.image_size))
     n_params = sum(
         p.numel()
-        for p in build_network(cfg.network, cfg.in_channels, 4, cfg.network_params).parameters()
+        for p in build_network(
+            cfg.model.network, cfg.in_channels, 4, cfg.model.network_params
+        ).parameters()
     )
-    ref = _bare_loop(cfg, train, steps=max(4, args.frames // cfg.batch_size // 2))
+    ref = _bare_loop(cfg, train, steps=max(4, args.frames // cfg.optimisation.batch_size // 2))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         fit = fit_estimator(train, val, cfg, Path(tmp) / "w")
         total = time.perf_counter() - t0
-    steps = len(train) // cfg.batch_size
+    steps = len(train) // cfg.optimisation.batch_size
     epoch_s = total / fit.epochs_run
-    ips = steps * cfg.batch_size / epoch_s
-    print(f"network {cfg.network} ({n_params / 1e6:.2f} M parameters), input "
-          f"{cfg.in_channels} x {cfg.image_size[0]} x {cfg.image_size[1]}, batch {cfg.batch_size}, "
+    ips = steps * cfg.optimisation.batch_size / epoch_s
+    print(f"network {cfg.model.network} ({n_params / 1e6:.2f} M parameters), input "
+          f"{cfg.in_channels} x {cfg.data.image_size[0]} x {cfg.data.image_size[1]}, "
+          f"batch {cfg.optimisation.batch_size}, "
           f"{args.threads} thread(s)")  # fmt: skip
     print(f"pipeline (augmentation, Lightning, validation of {len(val)}, checkpoints): "
           f"{ips:.0f} training images/s, {epoch_s:.2f} s/epoch of {len(train)} frames")  # fmt: skip
     print(f"reference (bare PyTorch loop, same network and batch): {ref:.0f} images/s")
     print(f"ratio pipeline / reference: {ips / ref:.2f}")
     print(json.dumps({
-        "benchmark": "training", "network": cfg.network, "image_size": list(cfg.image_size),
-        "batch_size": cfg.batch_size, "threads": args.threads, "frames": len(train),
+        "benchmark": "training", "network": cfg.model.network,
+        "image_size": list(cfg.data.image_size),
+        "batch_size": cfg.optimisation.batch_size, "threads": args.threads, "frames": len(train),
         "train_images_per_s": round(ips, 1), "epoch_s": round(epoch_s, 3),
         "reference_images_per_s": round(ref, 1), "ratio_vs_reference": round(ips / ref, 3),
     }))  # fmt: skip

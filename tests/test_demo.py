@@ -36,9 +36,9 @@ def test_demo_config_round_trips_and_resolves_every_stage():
     resolved = d["resolved"]
     assert resolved["phantom"]["participants"] == 4 and resolved["phantom"]["size"] == [96, 96]
     assert resolved["phantom"]["protocol"]["tracking_trials"] == 1
-    assert resolved["train"]["epochs"] == 2 and resolved["train"]["seed"] == 0
+    assert resolved["train"]["optimisation"]["epochs"] == 2 and resolved["train"]["seed"] == 0
     # Defaults of the stages are filled in, not left implicit.
-    assert "lr" in resolved["train"] and "patches" in resolved["roi"]
+    assert "lr" in resolved["train"]["optimisation"] and "patches" in resolved["roi"]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ from musclestate.errors import BundleError
 from musclestate.inference.loader import training_range
 from musclestate.inference.novelty import FeatureNovelty
 from musclestate.inference.predictor import TrainingRange
+from musclestate.models.card import BundleCard, InputSpec, NetworkSpec, TargetSpec, TrainingRecord
 from musclestate.roi.architecture import FEATURE_NAMES
+from musclestate.training.config import TrainConfig
 
 THICK, DEEP, FASC, PENN = (
     FEATURE_NAMES.index(n)
@@ -131,11 +133,15 @@ def test_card_entry_round_trips_through_json(fitted) -> None:
     )
 
 
-def _card(training: dict) -> dict:
-    return {
-        "targets": [{"name": "ankle_angle", "unit": "deg", "mean": 0.0, "sd": 10.0}],
-        "training": {"target_range": {"ankle_angle": [-20.0, 20.0]}, **training},
-    }
+def _card(training: dict) -> BundleCard:
+    return BundleCard(
+        network=NetworkSpec("compact_resnet", 2, 1),
+        input=InputSpec("patches", ("MG", "SOL"), 2, 0, (32, 64)),
+        targets=(TargetSpec("ankle_angle", "deg", 0.0, 10.0),),
+        training=TrainingRecord.from_dict(
+            {"target_range": {"ankle_angle": [-20.0, 20.0]}, **training}
+        ),
+    )
 
 
 def test_card_with_novelty_uses_it_instead_of_the_box(fitted) -> None:
@@ -188,14 +194,17 @@ def test_training_writes_the_novelty_entry_next_to_the_ranges(fitted) -> None:
     )
     cohort = SimpleNamespace(recordings=[], feature_names=FEATURE_NAMES, source="synthetic")
     fit = SimpleNamespace(best_epoch=1, epochs_run=2, val_mse=0.5)
-    card = _fold_card_training(cohort, ["P01"], ["P02"], ex, fit)
-    assert set(card["feature_range"]) == set(FEATURE_NAMES)
-    entry = json.loads(json.dumps(card["feature_novelty"]))
+    record = _fold_card_training(cohort, ["P01"], ["P02"], ex, fit, TrainConfig())
+    assert set(record.feature_range) == set(FEATURE_NAMES)
+    entry = json.loads(json.dumps(record.feature_novelty))
     nov = FeatureNovelty.from_dict(entry)
     assert nov.names == FEATURE_NAMES and nov.calibration == "12 held-out participants"
     assert nov.threshold == pytest.approx(fitted[0].threshold, rel=1e-4)
     ex.features = None
-    assert _fold_card_training(cohort, ["P01"], ["P02"], ex, fit)["feature_novelty"] is None
+    assert (
+        _fold_card_training(cohort, ["P01"], ["P02"], ex, fit, TrainConfig()).feature_novelty
+        is None
+    )
 
 
 def test_training_range_defaults_flag_nothing_on_features() -> None:

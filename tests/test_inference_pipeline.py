@@ -75,6 +75,7 @@ def make_bundle(
     fused: bool = False,
 ) -> Path:
     from musclestate.models.bundle import make_card, save_bundle
+    from musclestate.models.card import TrainingRecord
     from musclestate.models.networks import build_network
     from musclestate.roi.patches import PatchConfig
     from musclestate.roi.pipeline import ROIConfig, roi_attrs
@@ -107,7 +108,7 @@ def make_bundle(
         sd=np.array([10.0, 15.0]),
         sd_scale=np.array([1.0, 1.0]),
         roi=roi,
-        training={"participants": ["P01"], **(training or {})},
+        training=TrainingRecord.from_dict({"participants": ["P01"], **(training or {})}),
     )
     return save_bundle(out, net.state_dict(), card)
 
@@ -271,7 +272,7 @@ def test_ensemble_bundle_loads_exports_and_spreads(tmp_path: Path) -> None:
 
     single, ens = make_bundle(tmp_path / "one"), make_bundle(tmp_path / "ens", members=3)
     b = load_bundle(ens)
-    assert b.card["network"]["members"] == 3
+    assert b.card.network.members == 3
     res = export_onnx(ens, tmp_path / "ens.onnx")
     assert res.max_abs_diff <= TOLERANCE[0]
     patches = np.random.default_rng(6).integers(0, 256, size=(5, 2, 16, 32), dtype=np.uint8)

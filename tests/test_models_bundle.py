@@ -12,6 +12,7 @@ import torch
 
 from musclestate.errors import BundleError, InputError
 from musclestate.models.bundle import load_bundle, make_card, save_bundle
+from musclestate.models.card import FORMAT_VERSION, TrainingRecord
 from musclestate.models.networks import build_network
 
 TARGETS = {"ankle_angle": "deg", "mg_activation": "%MVC"}
@@ -33,17 +34,18 @@ def _bundle(tmp_path: Path, context: int = 0, name: str = "b") -> Path:
         sd=np.array([5.0, 20.0]),
         sd_scale=np.array([1.5, 1.0]),
         roi={"patch_mm": [20, 20]},
-        training={"participants": ["P01", "P02"]},
+        training=TrainingRecord(participants=("P01", "P02")),
     )
     return save_bundle(tmp_path / name, net.state_dict(), card)
 
 
 def test_round_trip_and_prediction_in_physical_units(tmp_path: Path) -> None:
     b = load_bundle(_bundle(tmp_path))
-    assert b.card["format_version"] == 1
-    assert b.card["package_version"]
+    assert json.loads((b.path / "card.json").read_text())["format_version"] == FORMAT_VERSION
+    assert b.card.package_version
     assert b.units == TARGETS
-    assert b.card["roi"] == {"patch_mm": [20, 20]}
+    assert b.card.roi == {"patch_mm": [20, 20]}
+    assert b.card.training.participants == ("P01", "P02")
     rng = np.random.default_rng(0)
     patches = rng.integers(0, 256, (5, 2, 24, 24), dtype=np.uint8)
     out = b.predict(patches)
@@ -106,9 +108,9 @@ def test_anything_else_is_refused(tmp_path: Path) -> None:
     # another format version
     future = _bundle(tmp_path, name="future")
     card = json.loads((future / "card.json").read_text())
-    card["format_version"] = 2
+    card["format_version"] = 99
     (future / "card.json").write_text(json.dumps(card))
-    _expect_refused(future, "format_version 2")
+    _expect_refused(future, "format_version 99.*install the musclestate that wrote it")
     # weights of another network
     wrong = _bundle(tmp_path, name="wrong")
     card = json.loads((wrong / "card.json").read_text())

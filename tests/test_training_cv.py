@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
 
 UNITS = {"ankle_angle": "deg", "ankle_moment": "N m", "mg_activation": "%MVC",
          "sol_activation": "%MVC"}  # fmt: skip
-CFG = TrainConfig(image_size=(24, 24), epochs=8, batch_size=16, lr=3e-3, num_threads=1,
+CFG = TrainConfig().replace(image_size=(24, 24), epochs=8, batch_size=16, lr=3e-3, num_threads=1,
                   network_params={"widths": [8, 16, 32]})  # fmt: skip
 
 
@@ -131,7 +131,7 @@ def test_metrics_have_the_agreed_shape_and_show_learning(run: Path) -> None:
     assert m["by_trial_type"]["passive_rom"]["n_frames"] == 5 * 120
     assert m["all_frames"]["calibration"]["ankle_angle"]["n_frames"] == 5 * 240
     assert m["calibration"]["ankle_angle"]["n_frames"] == 5 * 120
-    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 8
+    assert json.loads((run / "config.json").read_text())["train"]["optimisation"]["epochs"] == 8
 
 
 def test_no_participant_leaks_across_a_fold(run: Path) -> None:
@@ -182,6 +182,18 @@ def test_a_fold_reruns_identically_and_settings_are_kept(
 
     moved = shutil.copytree(dataset, tmp_path / "moved")
     assert run_cv(moved, tmp_path / "again", CFG, folds=3, fold=1, resume=True) == out
+    # a run folder written before the configuration had parts (flat "train") is the same run
+    cfg_path = tmp_path / "again" / "config.json"
+    old = json.loads(cfg_path.read_text())
+    parts = ("data", "model", "optimisation", "execution")
+    flat = {k: v for part in parts for k, v in old["train"][part].items()}
+    old["train"] = flat | {"seed": old["train"]["seed"]}
+    cfg_path.write_text(json.dumps(old))
+    assert run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=1, resume=True) == out
+    old["train"]["epoch"] = 3
+    cfg_path.write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match=r"config\.json: unknown training setting.*'epoch'"):
+        run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=1, resume=True)
     with pytest.raises(ConfigError, match="out of range"):
         run_cv(dataset, tmp_path / "again", CFG, folds=3, fold=3)
 
@@ -203,13 +215,14 @@ def test_train_bundle_with_cv_metrics(run: Path, dataset: Path, tmp_path: Path) 
     assert not (tmp_path / ".model.work").exists()
     b = load_bundle(out)
     card = b.card
-    assert [t["name"] for t in card["targets"]] == list(UNITS)
-    assert card["roi"]["feature_names"] == ["f_angle", "f_mg", "f_sol"]
-    assert card["training"]["pixel_spacing_mm"] == [0.2, 0.25]
-    assert len(card["training"]["participants"]) == 4
-    assert card["training"]["validation_participants"]
-    assert card["cv_metrics"]["summary"]["cnn"]["ankle_angle"]["r2_mean"] is not None
-    assert card["network"]["params"] == {"widths": [8, 16, 32]}
+    assert list(card.target_names) == list(UNITS)
+    assert card.roi["feature_names"] == ["f_angle", "f_mg", "f_sol"]
+    assert card.training.pixel_spacing_mm == (0.2, 0.25)
+    assert len(card.training.participants) == 4
+    assert card.training.validation_participants
+    assert card.training.frames_per_participant.keys() == set(card.training.participants)
+    assert card.cv_metrics["summary"]["cnn"]["ankle_angle"]["r2_mean"] is not None
+    assert card.network.params == {"widths": [8, 16, 32]}
     from musclestate.dataset import open_dataset
 
     ds = open_dataset(dataset)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
@@ -36,22 +39,59 @@ def _cohort(frames: int = 10) -> Cohort:
 
 
 def test_config_round_trip_and_strictness() -> None:
-    cfg = TrainConfig(epochs=3, image_size=(32, 40), targets=("ankle_angle",))
+    cfg = TrainConfig().replace(epochs=3, image_size=(32, 40), targets=("ankle_angle",))
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown training setting"):
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ConfigError, match="compact_resnet"):
-        TrainConfig(network="vgg")
+        TrainConfig().replace(network="vgg")
     with pytest.raises(ConfigError, match="valid targets"):
-        TrainConfig(targets=("knee_angle",))
+        TrainConfig().replace(targets=("knee_angle",))
     with pytest.raises(ConfigError, match="val_participants"):
-        TrainConfig(val_participants=0)
+        TrainConfig().replace(val_participants=0)
     with pytest.raises(ConfigError, match="aux_weight"):
-        TrainConfig(aux_weight=-1.0)
+        TrainConfig().replace(aux_weight=-1.0)
     with pytest.raises(ConfigError, match="ema_decay"):
-        TrainConfig(ema_decay=1.0)
-    assert TrainConfig(context=2).in_channels == 10
-    assert TrainConfig(input="frame").in_channels == 1
+        TrainConfig().replace(ema_decay=1.0)
+    assert TrainConfig().replace(context=2).in_channels == 10
+    assert TrainConfig().replace(input="frame").in_channels == 1
+
+
+def test_config_parts_and_the_flat_form() -> None:
+    from musclestate.training.config import FLAT_SETTINGS, PARTS
+
+    cfg = TrainConfig().replace(lr=1e-3, num_threads=2, fuse_features=True, frame_stride=3)
+    assert (cfg.optimisation.lr, cfg.execution.num_threads) == (1e-3, 2)
+    assert cfg.model.fuse_features and cfg.data.frame_stride == 3
+    nested = cfg.to_dict()
+    assert set(nested) == {*PARTS, "seed"} and nested["optimisation"]["lr"] == 1e-3
+    # every setting of every part is reachable by its flat name, and only there
+    assert len(FLAT_SETTINGS) == sum(len(dataclasses.fields(c)) for c in PARTS.values())
+    # the flat form of configuration files written before the parts: the same configuration
+    flat = {k: v for part in PARTS for k, v in nested[part].items()} | {"seed": 0}
+    assert TrainConfig.from_dict(flat) == cfg == TrainConfig.from_dict(nested)
+    assert TrainConfig.from_dict(json.loads(json.dumps(nested))) == cfg
+    # and mixtures (a nested file with flat overrides)
+    assert TrainConfig.from_dict({"model": {"ensemble": 2}, "epochs": 4}).model.ensemble == 2
+    with pytest.raises(ConfigError, match=r"'lr' given twice"):
+        TrainConfig.from_dict({"optimisation": {"lr": 1.0}, "lr": 2.0})
+    with pytest.raises(ConfigError, match=r"unknown optimisation setting.*\['threads'\]"):
+        TrainConfig.from_dict({"optimisation": {"threads": 2}})
+    with pytest.raises(ConfigError, match=r"unknown training setting 'thread'.*num_threads"):
+        TrainConfig().replace(thread=2)
+    with pytest.raises(ConfigError, match="unknown augment setting"):
+        TrainConfig.from_dict({"augment": {"gian": 0.1}})
+    with pytest.raises(ConfigError, match="set one of the two"):
+        TrainConfig().replace(fuse_features=True, aux_weight=1.0)
+
+
+def test_execution_settings_do_not_change_a_runs_identity() -> None:
+    base = TrainConfig().replace(epochs=3)
+    other = base.replace(num_threads=2, devices=2, strategy="ddp", accelerator="cpu", num_nodes=2)
+    assert other != base and other.identity() == base.identity()
+    assert "execution" not in base.identity()
+    assert base.replace(lr=1e-2).identity() != base.identity()
+    assert base.replace(seed=1).identity() != base.identity()
 
 
 def test_targets_default_to_those_the_dataset_has() -> None:
@@ -189,7 +229,7 @@ def test_roi_group_from_another_version_is_loaded_with_a_warning(tmp_path, caplo
     from musclestate import __version__
     from musclestate.training.data import load_cohort
 
-    cfg = TrainConfig(image_size=(8, 8))
+    cfg = TrainConfig().replace(image_size=(8, 8))
     caplog.set_level("WARNING", logger="musclestate.training.data")
     load_cohort(_roi_dataset(tmp_path / "same", __version__), cfg)
     assert "computed by musclestate" not in caplog.text
@@ -204,3 +244,20 @@ def test_roi_group_from_another_version_is_loaded_with_a_warning(tmp_path, caplo
         assert f"computed by musclestate {said}" in caplog.text
         assert f"this is {__version__}" in caplog.text
         assert f"musclestate roi apply {path}" in caplog.text
+
+
+def test_cli_config_files_flat_nested_or_from_a_card(tmp_path) -> None:
+    from musclestate.cli.training import _train_config
+
+    want = TrainConfig().replace(epochs=5, lr=1e-3, num_threads=2, devices=2)
+    flat = {"epochs": 9, "lr": 1e-3, "num_threads": 2}  # a file written before the parts
+    nested = {"optimisation": {"epochs": 9, "lr": 1e-3}, "execution": {"num_threads": 2}}
+    card = {"training": {"config": nested}}  # a bundle card's resolved configuration
+    for i, content in enumerate((flat, nested, {"train": flat}, card)):
+        path = tmp_path / f"c{i}.json"
+        path.write_text(json.dumps(content))
+        # the command line's options (flat names) override the file
+        assert _train_config(path, {"epochs": 5, "devices": "2", "lr": None}) == want
+    (tmp_path / "bad.json").write_text(json.dumps({"optimisation": {"epoch": 9}}))
+    with pytest.raises(ConfigError, match=r"unknown optimisation setting.*'epoch'.*'epochs'"):
+        _train_config(tmp_path / "bad.json", {})

@@ -21,7 +21,7 @@ from test_training_cv import write_synthetic_dataset
 
 pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
 
-CFG = TrainConfig(image_size=(24, 24), epochs=6, batch_size=16, lr=3e-3, num_threads=1,
+CFG = TrainConfig().replace(image_size=(24, 24), epochs=6, batch_size=16, lr=3e-3, num_threads=1,
                   accelerator="cpu", network_params={"widths": [8, 16, 32]})  # fmt: skip
 
 
@@ -47,7 +47,7 @@ def test_ddp_on_two_cpu_processes_learns_like_one(synthetic_recordings, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "estimator bundle" in proc.stdout
     one, two = load_bundle(tmp_path / "one"), load_bundle(tmp_path / "two")
-    assert one.card["training"]["epochs_run"] == two.card["training"]["epochs_run"]
+    assert one.card.training.epochs_run == two.card.training.epochs_run
     held_out = synthetic_recordings(participants=2, recordings=1, frames=96, size=24, seed=9)
     x = np.concatenate([r["images"] for r in held_out])
     p1, p2 = one.predict(x), two.predict(x)
@@ -55,7 +55,7 @@ def test_ddp_on_two_cpu_processes_learns_like_one(synthetic_recordings, tmp_path
     for i, name in enumerate(one.target_names):
         y = np.concatenate([r["targets"][name] for r in held_out])
         r2_one, r2_two = compute_r2(y, p1[name][0]), compute_r2(y, p2[name][0])
-        r2_mean = compute_r2(y, np.full_like(y, one.card["targets"][i]["mean"]))
+        r2_mean = compute_r2(y, np.full_like(y, one.card.targets[i].mean))
         gains.append(min(r2_one, r2_two) - r2_mean)
         assert abs(r2_one - r2_two) < 0.05, (name, r2_one, r2_two)
         # same global batches and GroupNorm: the two runs differ only by float summation order

@@ -40,8 +40,8 @@ def _cohort(recs: list[dict]) -> Cohort:
 
 
 def _predict(cfg: TrainConfig, fit, examples: ExampleSet) -> tuple[np.ndarray, np.ndarray]:
-    net = build_network(cfg.network, cfg.in_channels, len(UNITS), cfg.network_params,
-                        members=cfg.ensemble)  # fmt: skip
+    net = build_network(cfg.model.network, cfg.in_channels, len(UNITS), cfg.model.network_params,
+                        members=cfg.model.ensemble)  # fmt: skip
     net.load_state_dict(fit.state_dict)
     return predict_examples(net, examples, fit.norm, fit.sd_scale, cfg)
 
@@ -54,7 +54,7 @@ def test_cnn_learns_states_of_unseen_participants(
     synthetic_recordings, tmp_path, aux_weight: float, ensemble: int, stride: int, ema: float
 ) -> None:
     c = _cohort(synthetic_recordings(participants=6, recordings=2, frames=100))
-    cfg = TrainConfig(image_size=(32, 32), epochs=8, batch_size=32, aux_weight=aux_weight,
+    cfg = TrainConfig().replace(image_size=(32, 32), epochs=8, batch_size=32, aux_weight=aux_weight,
                       ensemble=ensemble, frame_stride=stride, ema_decay=ema,
                       network_params={"widths": [16, 32, 64]})  # fmt: skip
     tr = ExampleSet.from_cohort(c.subset(["P01", "P02", "P03", "P04"]))
@@ -70,7 +70,7 @@ def test_cnn_learns_states_of_unseen_participants(
         assert ("train_aux_mse" in logged) == (aux_weight > 0)
     assert len(fit.members) == ensemble
     assert sum(m[3] for m in fit.members) == len(tr)  # stride == members: every frame once
-    assert 0 <= fit.best_epoch < fit.epochs_run <= cfg.epochs
+    assert 0 <= fit.best_epoch < fit.epochs_run <= cfg.optimisation.epochs
     train_mean = np.nanmean(tr.targets, axis=0)
     for j, name in enumerate(UNITS):
         r2 = compute_r2(te.targets[:, j], mean[:, j])
@@ -98,8 +98,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(
     synthetic_recordings, tmp_path, ema: float
 ) -> None:
     c = _cohort(synthetic_recordings(participants=3, recordings=1, frames=64, size=24))
-    cfg = TrainConfig(image_size=(24, 24), epochs=4, batch_size=16, patience=10, ema_decay=ema,
-                      network_params={"widths": [8, 16]})  # fmt: skip
+    cfg = TrainConfig().replace(image_size=(24, 24), epochs=4, batch_size=16, patience=10,
+                                ema_decay=ema, network_params={"widths": [8, 16]})  # fmt: skip
     tr = ExampleSet.from_cohort(c.subset(["P01", "P02"]))
     va = ExampleSet.from_cohort(c.subset(["P03"]))
     full = fit_estimator(tr, va, cfg, tmp_path / "full")
@@ -127,7 +127,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(
 def test_auxiliary_targets_need_architecture_measures(synthetic_recordings, tmp_path) -> None:
     recs = synthetic_recordings(participants=2, recordings=1, frames=40, size=24)
     c = _cohort([{**r, "features": None} for r in recs])
-    cfg = TrainConfig(image_size=(24, 24), epochs=1, batch_size=16, aux_weight=1.0)
+    cfg = TrainConfig().replace(image_size=(24, 24), epochs=1, batch_size=16, aux_weight=1.0)
     tr = ExampleSet.from_cohort(c.subset(["P01"]))
     va = ExampleSet.from_cohort(c.subset(["P02"]))
     with pytest.raises(DatasetError, match="aux_weight"):

@@ -29,7 +29,7 @@ def roi_dataset(phantom_cohort: Path, tmp_path_factory) -> Path:
 def test_phantom_cohort_through_cv_and_bundle(roi_dataset: Path, tmp_path: Path) -> None:
     from musclestate.dataset import open_dataset
 
-    cfg = TrainConfig(epochs=2, batch_size=16, image_size=(32, 32), num_threads=1,
+    cfg = TrainConfig().replace(epochs=2, batch_size=16, image_size=(32, 32), num_threads=1,
                       network_params={"widths": [8, 16]})  # fmt: skip
     old = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -47,7 +47,7 @@ def test_phantom_cohort_through_cv_and_bundle(roi_dataset: Path, tmp_path: Path)
         assert (tmp_path / "run" / "predictions" / f"{pid}.csv").is_file()
     b = load_bundle(bundle)
     roi_attrs = ds.derived("roi").attrs
-    assert b.card["roi"]["feature_names"] == list(roi_attrs["feature_names"])
+    assert b.card.roi["feature_names"] == list(roi_attrs["feature_names"])
     rid = ds.recordings[0].id
     patches = ds.derived("roi").get(rid, "patches")
     out = b.predict(patches)

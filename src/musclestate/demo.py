@@ -79,7 +79,8 @@ class DemoConfig:
             dominated by person-specific offsets. ``musclestate demo`` says so in its output
             whenever this is below 1.
         roi: overrides of :class:`musclestate.roi.ROIConfig` (field -> value).
-        train: overrides of :class:`musclestate.training.config.TrainConfig` (field -> value).
+        train: overrides of :class:`musclestate.training.config.TrainConfig` (flat setting
+            name -> value, or its nested parts; see ``TrainConfig.from_dict``).
     """
 
     participants: int = 20
@@ -109,7 +110,7 @@ class DemoConfig:
                 f"demo folds must be in 2..participants ({self.participants}), got {self.folds}"
             )
         n_train = self.participants - -(-self.participants // self.folds)
-        n_val = int(self.train.get("val_participants", 1))
+        n_val = self.train_config().data.val_participants
         if n_train < n_val + 1:
             raise ConfigError(
                 f"{self.participants} participants in {self.folds} folds leave {n_train} "

@@ -78,8 +78,9 @@ def with_train_options(command: Callable) -> Callable:
 
 
 def _train_config(config: Path | None, options: dict[str, Any]):
-    """A TrainConfig from an optional JSON file (a run's config.json "train" or a card's
-    "training.config" are accepted too), then the options given on the command line."""
+    """A TrainConfig from an optional JSON file (nested or flat form; a run's config.json
+    "train" or a card's "training.config" are accepted too), then the options given on the
+    command line (flat setting names, see :data:`~musclestate.training.config.FLAT_SETTINGS`)."""
     from musclestate.training.config import TrainConfig
 
     base: dict = {}
@@ -96,7 +97,7 @@ def _train_config(config: Path | None, options: dict[str, Any]):
         given["targets"] = tuple(given["targets"])
     if "devices" in given:
         given["devices"] = parse_devices(given["devices"])
-    return TrainConfig.from_dict({**base, **given})
+    return TrainConfig.from_dict(base).replace(**given)
 
 
 def _quiet_lightning() -> None:

@@ -9,7 +9,7 @@ the CSV (plus the optional XLSX, PNG plot and overlay video) with a JSON sidecar
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from musclestate.io.formats import (
     has_dicom_preamble,
 )
 from musclestate.io.images import is_stack
+from musclestate.models.card import BundleCard
 from musclestate.progress import ProgressEvent, ProgressFn, emit
 
 log = logging.getLogger(__name__)
@@ -337,21 +338,24 @@ def predict(
     return results
 
 
-def training_input(card: Mapping[str, Any]) -> dict[str, Any] | None:
+def training_input(card: BundleCard) -> dict[str, Any] | None:
     """Pixel spacing and frame size of the bundle's training data, where they can be known.
 
     Taken from the card's ``training`` entry (``pixel_spacing_mm``, ``frame_shape``); what it
     lacks is read from the training dataset's manifest when that dataset is still on disk
     (medians over the training participants' recordings). ``None`` when nothing is known.
     """
-    tr = dict(card.get("training") or {})
-    out = {"pixel_spacing_mm": tr.get("pixel_spacing_mm"), "frame_shape": tr.get("frame_shape")}
-    ds_path = tr.get("dataset")
+    tr = card.training
+    out = {
+        "pixel_spacing_mm": None if tr.pixel_spacing_mm is None else list(tr.pixel_spacing_mm),
+        "frame_shape": None if tr.frame_shape is None else list(tr.frame_shape),
+    }
+    ds_path = tr.dataset
     if None in out.values() and ds_path and is_dataset(ds_path):
         from musclestate.dataset import open_dataset
 
         recs = list(open_dataset(ds_path).recordings)
-        people = set(tr.get("participants") or []) | set(tr.get("validation_participants") or [])
+        people = set(tr.participants) | set(tr.validation_participants)
         recs = [r for r in recs if r.participant in people] or recs
         sps = np.array([r.pixel_spacing_mm for r in recs if r.pixel_spacing_mm is not None])
         if out["pixel_spacing_mm"] is None and sps.size:

@@ -100,8 +100,8 @@ def calibrate(
             est[k].append(e.mean[k])
             true[k].append(np.asarray(measured.get(k, np.full(r.n_frames, np.nan)), float))
     # the gain's shrinkage scale: each target's SD over the bundle's training frames
-    card = predictor.estimator.bundle.card
-    scales = {t["name"]: float(t["sd"]) for t in card["targets"] if t["name"] in names}
+    target_sd = predictor.estimator.bundle.card.target_sd
+    scales = {k: target_sd[k] for k in names if k in target_sd}
     profile = fit_profile(
         participant,
         {k: np.concatenate(v) for k, v in est.items()},

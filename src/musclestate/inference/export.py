@@ -121,7 +121,7 @@ def estimator_onnx_bytes(bundle: Any, opset: int = 17) -> bytes:
             "format": ONNX_FORMAT,
             "musclestate_version": __version__,
             "bundle_sha256": bundle_sha256(bundle.path),
-            "card": json.dumps(bundle.card),
+            "card": json.dumps(bundle.card.to_dict()),
         },
     )
 

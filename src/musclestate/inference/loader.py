@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 from musclestate.errors import BundleError, ConfigError
 from musclestate.inference.novelty import FeatureNovelty
 from musclestate.inference.predictor import Predictor, PredictorConfig, TrainingRange
+from musclestate.models.card import BundleCard
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class TorchEstimator:
         return self.bundle.predict(patches, features=features)
 
 
-def training_range(card: Mapping[str, Any]) -> tuple[TrainingRange, str]:
+def training_range(card: BundleCard) -> tuple[TrainingRange, str]:
     """Ranges for the ``out_of_range`` flag, and a sentence saying how they were set.
 
     Targets: the card's ``training.target_range`` (min, max over the training frames) where
@@ -57,22 +57,20 @@ def training_range(card: Mapping[str, Any]) -> tuple[TrainingRange, str]:
     Raises:
         BundleError: a ``feature_novelty`` entry that is malformed.
     """
-    tr = dict(card.get("training") or {})
-    t_range = dict(tr.get("target_range") or {})
+    tr = card.training
     ranges: dict[str, tuple[float, float]] = {}
     rules = set()
-    for t in card.get("targets", []):
-        lo_hi = t_range.get(t["name"])
+    for t in card.targets:
+        lo_hi = tr.target_range.get(t.name)
         if lo_hi is not None and None not in lo_hi:
-            ranges[t["name"]] = (float(lo_hi[0]), float(lo_hi[1]))
+            ranges[t.name] = (lo_hi[0], lo_hi[1])
             rules.add("targets: training min..max")
-        elif t.get("mean") is not None and t.get("sd") is not None:
-            m, s = float(t["mean"]), float(t["sd"])
-            ranges[t["name"]] = (m - RANGE_SDS * s, m + RANGE_SDS * s)
+        else:
+            ranges[t.name] = (t.mean - RANGE_SDS * t.sd, t.mean + RANGE_SDS * t.sd)
             rules.add(f"targets: training mean +- {RANGE_SDS:g} SD")
-    if tr.get("feature_novelty"):
+    if tr.feature_novelty:
         try:
-            novelty = FeatureNovelty.from_dict(tr["feature_novelty"])
+            novelty = FeatureNovelty.from_dict(tr.feature_novelty)
         except ConfigError as exc:
             raise BundleError(
                 f"card training.feature_novelty: {exc}; retrain the bundle, or remove the entry "
@@ -84,11 +82,7 @@ def training_range(card: Mapping[str, Any]) -> tuple[TrainingRange, str]:
             f"quantile over {novelty.calibration})"
         )
         return TrainingRange(targets=ranges, novelty=novelty), "; ".join(sorted(rules))
-    features = {
-        k: (float(v[0]), float(v[1]))
-        for k, v in dict(tr.get("feature_range") or {}).items()
-        if v is not None and None not in v
-    }
+    features = {k: (v[0], v[1]) for k, v in tr.feature_range.items() if None not in v}
     if features:
         rules.add("architecture measures: training min..max")
     return TrainingRange(targets=ranges, features=features), "; ".join(sorted(rules)) or "none"
@@ -154,15 +148,15 @@ def load_predictor(
     cfg = config or PredictorConfig()
     bundle = load_bundle(model)
     card = bundle.card
-    if card.get("package_version") != __version__:
+    if card.package_version != __version__:
         log.warning(
             "%s was written by musclestate %s; this is %s (the bundle format matches, but "
             "check results against the version that trained it)",
             model,
-            card.get("package_version"),
+            card.package_version,
             __version__,
         )
-    kind = card["input"].get("kind")
+    kind = card.input.kind
     if kind not in ("patches", "frame"):
         raise BundleError(
             f"this bundle takes {kind!r} input; prediction from raw frames supports bundles "
@@ -173,7 +167,7 @@ def load_predictor(
         import torch
 
         torch.set_num_threads(cfg.threads)
-    roi_cfg = None if kind == "frame" and not card.get("roi") else roi_config_from_card(card)
+    roi_cfg = None if kind == "frame" and not card.roi else roi_config_from_card(card)
     seg = None if roi_cfg is None else _segmenter(segmenter, roi_cfg.model)
     size = None if seg is None else _scaled_size(seg, cfg.roi_scale)
     if cfg.backend == "onnx":
@@ -213,11 +207,11 @@ def load_predictor(
     info = {
         "path": str(Path(model).resolve()),
         "sha256": sha256_file(Path(model)),
-        "package_version": card.get("package_version"),
-        "targets": {t["name"]: t["unit"] for t in card["targets"]},
-        "network": card["network"].get("name"),
-        "training_participants": (card.get("training") or {}).get("participants"),
-        "training_dataset": (card.get("training") or {}).get("dataset"),
+        "package_version": card.package_version,
+        "targets": card.units,
+        "network": card.network.name,
+        "training_participants": list(card.training.participants),
+        "training_dataset": card.training.dataset,
         "training_input": training_input(card),
         "input": kind,
         "roi": None if roi.config is None else roi.config.to_dict(),

@@ -21,6 +21,7 @@ import numpy as np
 
 from musclestate.errors import InputError
 from musclestate.inference.predictor import RoiOutput
+from musclestate.models.card import BundleCard
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +369,7 @@ class WholeFrameRoi:
             self.inner.close()
 
 
-def roi_config_from_card(card: Mapping[str, Any]) -> Any:
+def roi_config_from_card(card: BundleCard) -> Any:
     """The :class:`~musclestate.roi.pipeline.ROIConfig` a bundle's training patches were cut with.
 
     The card's ``roi`` entry holds the dataset's ROI attrs; keys that are not settings (feature
@@ -376,10 +377,10 @@ def roi_config_from_card(card: Mapping[str, Any]) -> Any:
     """
     from musclestate.roi.pipeline import roi_config_from_attrs
 
-    roi = dict(card.get("roi") or {})
+    roi = dict(card.roi)
     if not roi:
         raise InputError(
-            "the bundle's card has no ROI settings (card['roi']); it was not trained on ROI "
+            "the bundle's card has no ROI settings (card.roi); it was not trained on ROI "
             "patches, so musclestate cannot cut its input from frames"
         )
     return roi_config_from_attrs(roi)

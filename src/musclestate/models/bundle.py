@@ -5,42 +5,16 @@ everything else is JSON. :func:`load_bundle` refuses anything that is not exactl
 (other files, a different ``format_version``, weights that do not fit the card's network) with
 :class:`~musclestate.errors.BundleError`.
 
-card.json (``format_version`` 1)::
-
-    {"format": "musclestate-estimator", "format_version": 1, "package_version": "0.1.0",
-     "network": {"name": "compact_resnet", "params": {...}, "in_channels": 2, "n_targets": 4,
-                 "members": 1},
-     "input": {"kind": "patches", "channels": ["MG", "SOL"], "channels_per_frame": 2,
-               "context": 0, "image_size": [32, 64], "value_range": "uint8 / 255 -> 0..1",
-               "features": ["mg_thickness_mm", ...]},
-     "targets": [{"name": "ankle_angle", "unit": "deg", "mean": .., "sd": .., "sd_scale": ..}],
-     "roi": {...dataset roi attrs...}, "training": {...}, "cv_metrics": {...} | null}
-
-``input.features`` (absent or empty for an image-only network) names the ROI stage's
-architecture measures that a fused network reads beside the images, in order
-(:class:`~musclestate.models.networks.FusedNetwork`).
-
-``training`` records, besides the participants and frame counts, what the ``out_of_range`` flag
-of inference compares with (see :func:`musclestate.inference.loader.training_range`):
-
-- ``target_range``: target name -> ``[min, max]`` over the training frames, in its unit.
-- ``feature_range``: architecture measure name -> ``[min, max]`` over the training frames
-  (``null`` where never measured); the per-measure rule, used only when ``feature_novelty``
-  is absent (cards written before it).
-- ``feature_novelty``: the Mahalanobis rule on the architecture measures jointly
-  (:class:`~musclestate.inference.novelty.FeatureNovelty`): ``names``, training ``mean``,
-  shrunk ``covariance``, and ``threshold`` (the ``quantile`` of held-out participants', or
-  with under 3 participants the training frames', distances, as ``calibration`` says);
-  ``null`` when too few complete training frames.
+The card is a :class:`~musclestate.models.card.BundleCard` (format, version, network, input,
+targets, ROI settings, training record, cross-validation metrics), read only by
+:func:`~musclestate.models.card.read_card`; see :mod:`musclestate.models.card` for card.json.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -49,32 +23,21 @@ from torch import nn
 
 from musclestate._atomic import atomic_dir
 from musclestate.errors import BundleError, ConfigError, InputError
+from musclestate.models.card import (
+    CARD,
+    FORMAT,
+    VALUE_RANGE,
+    BundleCard,
+    InputSpec,
+    NetworkSpec,
+    TargetSpec,
+    TrainingRecord,
+    jsonable,
+    read_card,
+)
 from musclestate.models.networks import LOGVAR_RANGE
 
-FORMAT = "musclestate-estimator"
-FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
-CARD = "card.json"
-_REQUIRED = ("network", "input", "targets")
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars/arrays, tuples and paths turned into JSON types (NaN -> None)."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, str | int | float | bool):
-        return obj
-    return str(obj)
 
 
 class DeployedEstimator(nn.Module):
@@ -113,40 +76,39 @@ class EstimatorBundle:
     Use :func:`load_bundle` to get one; :meth:`predict` on patches, :meth:`torch_module` to export.
     """
 
-    def __init__(self, card: dict[str, Any], module: DeployedEstimator, path: Path) -> None:
+    def __init__(self, card: BundleCard, module: DeployedEstimator, path: Path) -> None:
         self.card = card
         self.path = path
         self._module = module.eval()
 
     @property
     def target_names(self) -> tuple[str, ...]:
-        return tuple(t["name"] for t in self.card["targets"])
+        return self.card.target_names
 
     @property
     def units(self) -> dict[str, str]:
-        return {t["name"]: t["unit"] for t in self.card["targets"]}
+        return self.card.units
 
     @property
     def image_size(self) -> tuple[int, int]:
-        h, w = self.card["input"]["image_size"]
-        return int(h), int(w)
+        return self.card.input.image_size
 
     @property
     def context(self) -> int:
-        return int(self.card["input"]["context"])
+        return self.card.input.context
 
     @property
     def in_channels(self) -> int:
-        return int(self.card["network"]["in_channels"])
+        return self.card.network.in_channels
 
     @property
     def channels_per_frame(self) -> int:
-        return int(self.card["input"]["channels_per_frame"])
+        return self.card.input.channels_per_frame
 
     @property
     def feature_inputs(self) -> tuple[str, ...]:
         """Architecture measures the network reads beside the images (empty: images only)."""
-        return tuple(self.card["input"].get("features") or ())
+        return self.card.input.features
 
     def prepare_features(self, features: np.ndarray | None, n: int) -> torch.Tensor | None:
         """``(n, F)`` float32 measures for a fused network, ``None`` for an image-only one.
@@ -210,7 +172,7 @@ class EstimatorBundle:
                 raise InputError(
                     f"patches have {c} channels; this estimator takes {self.in_channels}"
                     + (f" (or {self.channels_per_frame} per frame)" if self.context else "")
-                    + f" ({', '.join(self.card['input']['channels'])})"
+                    + f" ({', '.join(self.card.input.channels)})"
                 )
         if tuple(x.shape[2:]) != self.image_size:
             x = F.interpolate(x, size=self.image_size, mode="area")
@@ -254,7 +216,7 @@ class EstimatorBundle:
 def make_card(
     *,
     network: str,
-    network_params: Mapping[str, Any],
+    network_params: Mapping[str, object],
     in_channels: int,
     input_kind: str,
     context: int,
@@ -263,59 +225,50 @@ def make_card(
     mean: np.ndarray,
     sd: np.ndarray,
     sd_scale: np.ndarray,
-    roi: Mapping[str, Any] | None = None,
-    training: Mapping[str, Any] | None = None,
-    cv_metrics: Mapping[str, Any] | None = None,
+    roi: Mapping[str, object] | None = None,
+    training: TrainingRecord | None = None,
+    cv_metrics: Mapping[str, object] | None = None,
     members: int = 1,
     feature_inputs: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """Assemble a format-1 card (see the module docstring); ``members`` > 1 for an ensemble,
-    ``feature_inputs`` the measures a fused network reads."""
+) -> BundleCard:
+    """A card of the current format for a trained network: ``targets`` name -> unit in output
+    order with their normalisation ``mean``/``sd`` and ``sd_scale`` (each ``(T,)``);
+    ``members`` > 1 for an ensemble, ``feature_inputs`` the measures a fused network reads."""
     from musclestate import __version__
 
-    channels = ["MG", "SOL"] if input_kind == "patches" else ["frame"]
-    return jsonable(
-        {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "package_version": __version__,
-            "network": {
-                "name": network,
-                "params": dict(network_params),
-                "in_channels": int(in_channels),
-                "n_targets": len(targets),
-                "members": int(members),
-            },
-            "input": {
-                "kind": input_kind,
-                "channels": channels,
-                "channels_per_frame": len(channels),
-                "context": int(context),
-                "image_size": [int(image_size[0]), int(image_size[1])],
-                "value_range": "uint8 / 255 -> 0..1",
-                "features": list(feature_inputs),
-            },
-            "targets": [
-                {
-                    "name": name,
-                    "unit": unit,
-                    "mean": float(mean[i]),
-                    "sd": float(sd[i]),
-                    "sd_scale": float(sd_scale[i]),
-                }
-                for i, (name, unit) in enumerate(targets.items())
-            ],
-            "roi": dict(roi or {}),
-            "training": dict(training or {}),
-            "cv_metrics": None if cv_metrics is None else dict(cv_metrics),
-        }
+    channels = ("MG", "SOL") if input_kind == "patches" else ("frame",)
+    return BundleCard(
+        network=NetworkSpec(
+            name=network,
+            in_channels=int(in_channels),
+            n_targets=len(targets),
+            params=jsonable(dict(network_params)),
+            members=int(members),
+        ),
+        input=InputSpec(
+            kind=input_kind,
+            channels=channels,
+            channels_per_frame=len(channels),
+            context=int(context),
+            image_size=(int(image_size[0]), int(image_size[1])),
+            value_range=VALUE_RANGE,
+            features=tuple(feature_inputs),
+        ),
+        targets=tuple(
+            TargetSpec(name, unit, float(mean[i]), float(sd[i]), float(sd_scale[i]))
+            for i, (name, unit) in enumerate(targets.items())
+        ),
+        roi=jsonable(dict(roi or {})),
+        training=training or TrainingRecord(),
+        cv_metrics=None if cv_metrics is None else jsonable(dict(cv_metrics)),
+        package_version=__version__,
     )
 
 
 def save_bundle(
     out: str | Path,
     state_dict: Mapping[str, torch.Tensor],
-    card: Mapping[str, Any],
+    card: BundleCard,
     *,
     overwrite: bool = False,
 ) -> Path:
@@ -326,47 +279,37 @@ def save_bundle(
     """
     from safetensors.torch import save_file
 
-    card = jsonable(card)
     _module_from(card, dict(state_dict), Path(out))
     with atomic_dir(out, overwrite=overwrite) as tmp:
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
-        (tmp / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
+        (tmp / CARD).write_text(json.dumps(card.to_dict(), indent=2), encoding="utf-8")
     return Path(out)
 
 
-def _module_from(
-    card: Mapping[str, Any], state: dict[str, torch.Tensor], path: Path
-) -> DeployedEstimator:
+def _module_from(card: BundleCard, state: dict[str, torch.Tensor], path: Path) -> DeployedEstimator:
     from musclestate.models.networks import build_network
 
+    net_card = card.network
     try:
-        net_card = card["network"]
         net = build_network(
-            net_card["name"],
-            int(net_card["in_channels"]),
-            int(net_card["n_targets"]),
-            dict(net_card.get("params") or {}),
-            members=int(net_card.get("members", 1)),
-            n_features=len(card["input"].get("features") or ()),
+            net_card.name,
+            net_card.in_channels,
+            net_card.n_targets,
+            dict(net_card.params),
+            members=net_card.members,
+            n_features=len(card.input.features),
         )
-        tg = card["targets"]
-        mean = torch.tensor([float(t["mean"]) for t in tg])
-        sd = torch.tensor([float(t["sd"]) for t in tg])
-        scale = torch.tensor([float(t.get("sd_scale", 1.0)) for t in tg])
     except ConfigError as exc:
         raise BundleError(f"card describes an unusable network: {exc}", path) from exc
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"card.json is incomplete or malformed ({exc!r})", path) from exc
-    if len(tg) != int(net_card["n_targets"]):
-        raise BundleError(
-            f"card lists {len(tg)} targets but n_targets={net_card['n_targets']}", path
-        )
+    mean = torch.tensor([t.mean for t in card.targets])
+    sd = torch.tensor([t.sd for t in card.targets])
+    scale = torch.tensor([t.sd_scale for t in card.targets])
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise BundleError(
-            f"weights do not fit the card's network {net_card['name']!r}: {exc}", path
+            f"weights do not fit the card's network {net_card.name!r}: {exc}", path
         ) from exc
     return DeployedEstimator(net, mean, sd, scale)
 
@@ -376,8 +319,9 @@ def load_bundle(path: str | Path) -> EstimatorBundle:
 
     Raises:
         BundleError: not a folder, files other than ``card.json`` and ``model.safetensors``,
-            a card of another format or version, weights that are not safetensors or that do
-            not fit the card's network.
+            a card :func:`~musclestate.models.card.read_card` refuses (another format, a version
+            this musclestate does not read, unknown keys), weights that are not safetensors or
+            that do not fit the card's network.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -394,21 +338,7 @@ def load_bundle(path: str | Path) -> EstimatorBundle:
         raise BundleError(
             f"a bundle holds exactly {CARD} and {WEIGHTS}; found {sorted(names)}", path
         )
-    try:
-        card = json.loads((path / CARD).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{CARD} is not readable JSON ({exc})", path) from exc
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise BundleError(f"{CARD} is not a {FORMAT!r} card", path)
-    if card.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
-            f"bundle format_version {card.get('format_version')!r}; this musclestate reads "
-            f"version {FORMAT_VERSION} (retrain with this version or install a matching one)",
-            path,
-        )
-    missing = [k for k in _REQUIRED if k not in card]
-    if missing:
-        raise BundleError(f"{CARD} lacks {missing}", path)
+    card = read_card(path)
     try:
         state = load_file(str(path / WEIGHTS), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

@@ -221,14 +221,15 @@ def save_segmenter(path: str | Path, network: Any, config: NetworkConfig, card: 
 
 
 def read_card(path: str | Path) -> dict[str, Any]:
-    """Read and check the JSON card beside the weights ``path``."""
+    """Read and check the JSON card beside the weights ``path`` (the one reader of segmenter
+    cards; an estimator bundle's card is another kind, :func:`musclestate.models.card.read_card`).
+    """
+    from musclestate._atomic import read_json
+
     cpath = card_path(path)
     if not cpath.is_file():
         raise BundleError(f"no model card {cpath.name} beside the weights", path)
-    try:
-        card = json.loads(cpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"model card is not valid JSON ({exc})", cpath) from exc
+    card = read_json(cpath, "segmenter card", error=BundleError)
     if card.get("format") != CARD_FORMAT:
         raise BundleError(
             f"card format {card.get('format')!r} is not {CARD_FORMAT!r}; not a musclestate "

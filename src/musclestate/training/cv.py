@@ -21,6 +21,7 @@ into inner-training and validation participants (nested).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -35,6 +36,7 @@ import numpy as np
 from musclestate._atomic import atomic_file, read_json, write_text_atomic
 from musclestate.calibration import CALIBRATION_TASKS
 from musclestate.errors import ConfigError, DatasetError
+from musclestate.models.card import jsonable, read_card
 from musclestate.progress import ProgressFn
 from musclestate.training.config import TrainConfig
 from musclestate.training.data import Cohort, ExampleSet, load_cohort
@@ -60,8 +62,6 @@ def _fold_dir(run: Path, index: int) -> Path:
 
 
 def _write_json(path: Path, obj: Any) -> Path:
-    from musclestate.models.bundle import jsonable
-
     return write_text_atomic(path, json.dumps(jsonable(obj), indent=2, allow_nan=False))
 
 
@@ -74,17 +74,25 @@ def _split(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     from musclestate.dataset.splits import inner_validation
 
-    if len(train) < config.val_participants + 1:
+    if len(train) < config.data.val_participants + 1:
         raise ConfigError(
-            f"{len(train)} training participant(s) cannot spare {config.val_participants} for "
+            f"{len(train)} training participant(s) cannot spare {config.data.val_participants} for "
             "validation; use fewer folds or a larger cohort"
         )
-    return inner_validation(train, n=config.val_participants, seed=seed)
+    return inner_validation(train, n=config.data.val_participants, seed=seed)
 
 
 def _fold_card_training(
-    cohort: Cohort, inner: Sequence[str], val: Sequence[str], train_ex: ExampleSet, fit: Any
-) -> dict[str, Any]:
+    cohort: Cohort,
+    inner: Sequence[str],
+    val: Sequence[str],
+    train_ex: ExampleSet,
+    fit: Any,
+    config: TrainConfig,
+) -> Any:
+    """The card's :class:`~musclestate.models.card.TrainingRecord` of a trained estimator."""
+    from musclestate.models.card import TrainingRecord
+
     recs = [r for r in cohort.recordings if r.participant in set(inner)]
     spacings = [r.pixel_spacing_mm for r in recs if r.pixel_spacing_mm is not None]
     ranges = {
@@ -102,43 +110,48 @@ def _fold_card_training(
         novelty = FeatureNovelty.fit(
             train_ex.features, cohort.feature_names, groups=train_ex.participant
         )
-    return {
-        "dataset": cohort.source,
-        "pixel_spacing_mm": np.median(spacings, axis=0).tolist() if spacings else None,
-        "target_range": ranges,
-        "feature_range": f_ranges,
-        "feature_novelty": None if novelty is None else novelty.to_dict(),
-        "participants": list(inner),
-        "validation_participants": list(val),
-        "n_recordings": len(recs),
-        "n_frames": len(train_ex),
-        "best_epoch": fit.best_epoch,
-        "epochs_run": fit.epochs_run,
-        "val_mse_normalised": fit.val_mse,
-    }
+    return TrainingRecord.from_dict(
+        jsonable(
+            {
+                "dataset": cohort.source,
+                "pixel_spacing_mm": np.median(spacings, axis=0).tolist() if spacings else None,
+                "target_range": ranges,
+                "feature_range": f_ranges,
+                "feature_novelty": None if novelty is None else novelty.to_dict(),
+                "participants": list(inner),
+                "validation_participants": list(val),
+                "n_recordings": len(recs),
+                "n_frames": len(train_ex),
+                "best_epoch": fit.best_epoch,
+                "epochs_run": fit.epochs_run,
+                "val_mse_normalised": fit.val_mse,
+            }
+        )
+        | {"config": config.to_dict()}
+    )
 
 
 def _bundle_card(
-    cohort: Cohort, config: TrainConfig, fit: Any, training: dict, cv_metrics: dict | None = None
-) -> dict[str, Any]:
+    cohort: Cohort, config: TrainConfig, fit: Any, training: Any, cv_metrics: dict | None = None
+) -> Any:
     from musclestate.models.bundle import make_card
 
     return make_card(
-        network=config.network,
-        network_params=config.network_params,
+        network=config.model.network,
+        network_params=config.model.network_params,
         in_channels=config.in_channels,
-        input_kind=config.input,
-        context=config.context,
-        image_size=config.image_size,
+        input_kind=config.data.input,
+        context=config.data.context,
+        image_size=config.data.image_size,
         targets=dict(cohort.target_units),
         mean=fit.norm.mean,
         sd=fit.norm.sd,
         sd_scale=fit.sd_scale,
         roi=cohort.roi_attrs,
-        training=training | {"config": config.to_dict()},
+        training=training,
         cv_metrics=cv_metrics,
-        members=config.ensemble,
-        feature_inputs=cohort.feature_names if config.fuse_features else (),
+        members=config.model.ensemble,
+        feature_inputs=cohort.feature_names if config.model.fuse_features else (),
     )
 
 
@@ -149,9 +162,9 @@ def _predict_fold(
     from musclestate.models.networks import build_network
     from musclestate.training.module import predict_examples
 
-    net = build_network(config.network, config.in_channels, len(cohort.target_units),
-                        config.network_params, members=config.ensemble,
-                        n_features=len(cohort.feature_names) if config.fuse_features else 0,
+    net = build_network(config.model.network, config.in_channels, len(cohort.target_units),
+                        config.model.network_params, members=config.model.ensemble,
+                        n_features=len(cohort.feature_names) if config.model.fuse_features else 0,
                         )  # fmt: skip
     net.load_state_dict(fit.state_dict)
     return predict_examples(net, examples, fit.norm, fit.sd_scale, config)
@@ -191,9 +204,9 @@ def run_fold(
     split_seed = config.seed if split_seed is None else split_seed
     inner, val = _split(cohort, train, config, seed=split_seed + index)
     # every training frame (fit_estimator strides them per ensemble member)
-    tr = ExampleSet.from_cohort(cohort.subset(inner), config.context)
-    va = ExampleSet.from_cohort(cohort.subset(val), config.context, config.frame_stride)
-    te = ExampleSet.from_cohort(cohort.subset(test), config.context)  # every frame
+    tr = ExampleSet.from_cohort(cohort.subset(inner), config.data.context)
+    va = ExampleSet.from_cohort(cohort.subset(val), config.data.context, config.data.frame_stride)
+    te = ExampleSet.from_cohort(cohort.subset(test), config.data.context)  # every frame
     log.info(
         "fold %d: %d train / %d validation / %d test frames (%s | %s | %s)",
         index, len(tr), len(va), len(te), ",".join(inner), ",".join(val), ",".join(test),
@@ -216,14 +229,14 @@ def run_fold(
             np.concatenate([tr.features, va.features]),
             np.concatenate([tr.targets, va.targets]),
             np.concatenate([tr.participant, va.participant]),
-            config.ridge_alphas,
+            config.optimisation.ridge_alphas,
             fit_rows=np.arange(len(tr) + len(va)) < len(tr),
         )
         baselines["feature_baseline"] = ridge.predict(te.features)
         ridge_alphas = dict(zip(cohort.target_units, ridge.alphas.tolist(), strict=True))
     else:
         log.warning("fold %d: the dataset has no ROI features; no feature baseline", index)
-    if config.fuse_features:
+    if config.model.fuse_features:
         # the patches-only network of the same fold: same people, seed and selection
         plain = config.replace(fuse_features=False)
         fit_plain = fit_estimator(
@@ -234,7 +247,7 @@ def run_fold(
     for pid in test:
         rows = np.flatnonzero(te.participant == pid)
         write_predictions_csv(fdir / "predictions" / f"{pid}.csv", te, rows, cnn, baselines)
-    training = _fold_card_training(cohort, inner, val, tr, fit)
+    training = _fold_card_training(cohort, inner, val, tr, fit, config)
     save_bundle(fdir / "model", fit.state_dict, _bundle_card(cohort, config, fit, training),
                 overwrite=True)  # fmt: skip
     _write_json(
@@ -377,7 +390,7 @@ def _run_cv_loaded(
     cfg_path = run / "config.json"
     if cfg_path.exists():
         old = _read_json(cfg_path, "run configuration")
-        if _run_identity(old) != _run_identity(json.loads(json.dumps(run_cfg))):
+        if _run_identity(old, cfg_path) != _run_identity(run_cfg, cfg_path):
             raise ConfigError(
                 f"{run} holds a run with other settings (see its config.json); choose another "
                 "--out, or repeat the same settings to add folds or resume"
@@ -405,15 +418,15 @@ def _run_cv_loaded(
     return collect(run, calibrate=calibrate, calibration_tasks=calibration_tasks)
 
 
-#: Settings of how a run executes, not of what it computes: a fold job may use other ones.
-EXECUTION_SETTINGS = ("accelerator", "devices", "num_nodes", "strategy", "num_threads")
-
-
-def _run_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
+def _run_identity(cfg: Mapping[str, Any], path: Path) -> dict[str, Any]:
     """What makes two run configurations the same run: the dataset's content (not where it
-    lies), folds, split seed, targets and the training settings except execution ones."""
+    lies), folds, split seed, targets and the training settings except the execution part
+    (:meth:`TrainConfig.identity`; a fold job may run on other devices or threads)."""
     ds = cfg.get("dataset")
-    train = {k: v for k, v in dict(cfg.get("train") or {}).items() if k not in EXECUTION_SETTINGS}
+    try:
+        train = TrainConfig.from_dict(cfg.get("train") or {}).identity()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return {
         "dataset": ds.get("sha256") if isinstance(ds, Mapping) else ds,
         "folds": cfg.get("folds"),
@@ -564,8 +577,7 @@ def _calibrated_predictions(
 
     scales: dict[str, dict[str, float]] = {}
     for info in infos:
-        card = _read_json(_fold_dir(run, int(info["index"])) / "model" / "card.json", "card")
-        sd = {t["name"]: float(t["sd"]) for t in card["targets"]}
+        sd = read_card(_fold_dir(run, int(info["index"])) / "model").target_sd
         for pid in info["test"]:
             scales[pid] = sd
     out: dict[str, dict[str, ParticipantPredictions]] = {}
@@ -756,7 +768,7 @@ def train_bundle(
 ) -> Path:
     """Train a deployable estimator on every participant of a dataset and save it as a bundle.
 
-    ``config.val_participants`` participants are still held out of the weights, for early
+    ``config.data.val_participants`` participants are still held out of the weights, for early
     stopping and SD calibration. With ``run`` (a collected ``musclestate cv`` run folder) the
     card carries its metrics. Checkpoints live in a hidden ``.OUT.work`` folder beside ``out``
     until the bundle is written; ``resume`` continues from there.
@@ -782,14 +794,16 @@ def train_bundle(
         }
     cohort = load_cohort(dataset_path, config, progress=progress)
     inner, val = _split(cohort, cohort.participants, config, seed=config.seed)
-    tr = ExampleSet.from_cohort(cohort.subset(inner), config.context)  # strided per member
-    va = ExampleSet.from_cohort(cohort.subset(val), config.context, config.frame_stride)
+    tr = ExampleSet.from_cohort(cohort.subset(inner), config.data.context)  # strided per member
+    va = ExampleSet.from_cohort(cohort.subset(val), config.data.context, config.data.frame_stride)
     work = out.parent / f".{out.name}.work"
     fit = fit_estimator(tr, va, config, work, resume=resume, progress=progress)
     if not fit.is_global_zero:
         return out
-    training = _fold_card_training(cohort, inner, val, tr, fit)
-    training["frames_per_participant"] = {p: int(np.sum(tr.participant == p)) for p in inner}
+    training = dataclasses.replace(
+        _fold_card_training(cohort, inner, val, tr, fit, config),
+        frames_per_participant={p: int(np.sum(tr.participant == p)) for p in inner},
+    )
     save_bundle(out, fit.state_dict, _bundle_card(cohort, config, fit, training, cv_metrics),
                 overwrite=overwrite)  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)

@@ -172,9 +172,9 @@ def choose_targets(available: Mapping[str, str], requested: Sequence[str]) -> di
 def load_cohort(
     dataset_path: str | Path, config: TrainConfig, *, progress: ProgressFn | None = None
 ) -> Cohort:
-    """Read a dataset's inputs and targets into memory, resized to ``config.image_size``.
+    """Read a dataset's inputs and targets into memory, resized to ``config.data.image_size``.
 
-    ``config.input == "patches"`` needs the derived group ``roi`` (``musclestate roi apply``):
+    ``config.data.input == "patches"`` needs the derived group ``roi`` (``musclestate roi apply``):
     its ``patches`` ``(T, 2, h, w)`` uint8 and ``features`` ``(T, F)``. ``"frame"`` reads the
     frames themselves (and the ROI features too where the group exists, for the baseline).
     A ``roi`` group computed by another musclestate version (or one that did not record its
@@ -188,7 +188,7 @@ def load_cohort(
 
     ds = open_dataset(dataset_path)
     has_roi = ds.has_derived("roi")
-    if config.input == "patches" and not has_roi:
+    if config.data.input == "patches" and not has_roi:
         raise DatasetError(
             "has no derived 'roi' group with muscle patches; run `musclestate roi apply "
             f"{dataset_path}` first (or train on whole frames with input='frame')",
@@ -208,7 +208,7 @@ def load_cohort(
             dataset_path,
         )
     feature_names = tuple(str(n) for n in roi_attrs.get("feature_names", ())) if roi else ()
-    units = choose_targets(dict(ds.target_units), config.targets)
+    units = choose_targets(dict(ds.target_units), config.data.targets)
     infos = list(ds.recordings)
     if not infos:
         raise DatasetError("holds no recordings", dataset_path)
@@ -225,7 +225,7 @@ def load_cohort(
                 log.warning(
                     "recording %s has no target %r: its frames are unlabelled", info.id, name
                 )
-        if config.input == "patches":
+        if config.data.input == "patches":
             images = np.asarray(roi.get(info.id, "patches"))
         else:
             images = np.asarray(ds.frames(info.id))[:, None]
@@ -240,16 +240,18 @@ def load_cohort(
                 participant=str(info.participant),
                 trial=str(info.trial),
                 t_s=np.asarray(ds.frame_times(info.id), dtype=np.float64),
-                images=resize_images(images, config.image_size),
+                images=resize_images(images, config.data.image_size),
                 targets=targets,
                 features=features,
                 pixel_spacing_mm=info.pixel_spacing_mm,
-                found=found if config.input == "patches" else None,
+                found=found if config.data.input == "patches" else None,
                 task=str(info.meta.get("task", "") or ""),
             )
         )
     emit(progress, "load", len(infos), len(infos), "recordings")
-    return Cohort(tuple(recs), units, feature_names, config.input, roi_attrs, str(dataset_path))
+    return Cohort(
+        tuple(recs), units, feature_names, config.data.input, roi_attrs, str(dataset_path)
+    )
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,8 @@ class EstimatorModule(L.LightningModule):
         config: the training configuration (network, lr, epochs, ...).
         n_targets: number of targets (the network outputs ``2 * n_targets``).
         n_aux: auxiliary outputs after the Gaussian head (architecture measures, trained with
-            weight ``config.aux_weight``; 0 = none).
-        n_features: architecture measures read as inputs (``config.fuse_features``; 0 = none).
+            weight ``config.optimisation.aux_weight``; 0 = none).
+        n_features: architecture measures read as inputs (``config.model.fuse_features``; 0 = none).
     """
 
     def __init__(
@@ -74,7 +74,7 @@ class EstimatorModule(L.LightningModule):
         self.n_aux = n_aux
         self.n_features = n_features
         self.net = build_network(
-            config.network, config.in_channels, n_targets, config.network_params, n_aux,
+            config.model.network, config.in_channels, n_targets, config.model.network_params, n_aux,
             n_features=n_features,
         )  # fmt: skip
 
@@ -110,7 +110,7 @@ class EstimatorModule(L.LightningModule):
         self.log("train_mse", mse, on_step=False, on_epoch=True, sync_dist=True)
         self.log("train_nll", nll, on_step=False, on_epoch=True, sync_dist=True)
         if self.n_aux:
-            loss = loss + self.config.aux_weight * aux_mse
+            loss = loss + self.config.optimisation.aux_weight * aux_mse
             self.log("train_aux_mse", aux_mse, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
@@ -122,8 +122,12 @@ class EstimatorModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         c = self.config
-        opt = torch.optim.AdamW(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs, eta_min=c.lr / 20)
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=c.optimisation.lr, weight_decay=c.optimisation.weight_decay
+        )
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=c.optimisation.epochs, eta_min=c.optimisation.lr / 20
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
 
@@ -170,9 +174,9 @@ class EstimatorData(L.LightningDataModule):
         aux_norm: TargetNorm | None = None,
     ) -> None:
         super().__init__()
-        fused = config.fuse_features
+        fused = config.model.fuse_features
         self.train_set = FrameDataset(
-            train, norm, config.augment, config.seed, aux_norm, with_features=fused
+            train, norm, config.data.augment, config.seed, aux_norm, with_features=fused
         )
         self.val_set = FrameDataset(val, norm, with_features=fused)
         self.config = config
@@ -182,12 +186,12 @@ class EstimatorData(L.LightningDataModule):
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
         sampler = EpochBatchSampler(
-            len(self.train_set), self.config.batch_size, self.config.seed, rank, world
+            len(self.train_set), self.config.optimisation.batch_size, self.config.seed, rank, world
         )
         return DataLoader(self.train_set, sampler=sampler, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        sampler = ChunkSampler(len(self.val_set), max(self.config.batch_size, 256))
+        sampler = ChunkSampler(len(self.val_set), max(self.config.optimisation.batch_size, 256))
         return DataLoader(self.val_set, sampler=sampler, batch_size=None)
 
 
@@ -221,13 +225,13 @@ class FitResult:
 
     Attributes:
         state_dict: the network's weights at the best validation epoch (CPU tensors); for an
-            ensemble (``config.ensemble > 1``) those of the
+            ensemble (``config.model.ensemble > 1``) those of the
             :class:`~musclestate.models.networks.Ensemble` of every member's best weights.
         norm: target normalisation fitted on the training participants.
         sd_scale: ``(n_targets,)`` factor on the predicted SD, fitted on validation participants.
         best_epoch: 0-based epoch of the chosen checkpoint (the latest over the members).
-        epochs_run: epochs trained (early stopping may end before ``config.epochs``; the most
-            over the members).
+        epochs_run: epochs trained (early stopping may end before
+            ``config.optimisation.epochs``; the most over the members).
         val_mse: validation MSE (normalised units) of the chosen checkpoint (the ensemble's
             combined estimate for an ensemble).
         is_global_zero: False in the non-zero processes of a DDP run (they should not write).
@@ -262,8 +266,9 @@ def fit_estimator(
     """Train one estimator on ``train``, choosing the epoch on ``val`` (other participants).
 
     ``train`` holds every training frame: the estimator (each member of an ensemble, see
-    :attr:`TrainConfig.ensemble`) trains on every ``config.frame_stride``-th of them; ``val``
-    is used as given. Targets are normalised with statistics of all of ``train``.
+    :class:`~musclestate.training.config.ModelConfig`) trains on every
+    ``config.data.frame_stride``-th of them; ``val`` is used as given. Targets are normalised
+    with statistics of all of ``train``.
 
     Checkpoints go to ``workdir/checkpoints`` (``workdir/member_XX/checkpoints`` per member of
     an ensemble) every epoch (``last.ckpt``) plus the best one; ``resume=True`` continues from
@@ -278,26 +283,26 @@ def fit_estimator(
         DatasetError: too few training examples for one batch, or a target without values.
     """
     workdir = Path(workdir)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
+    if config.execution.num_threads:
+        torch.set_num_threads(config.execution.num_threads)
     norm = TargetNorm.fit(train.targets)
     n_targets = len(norm.mean)
-    stride = config.frame_stride
+    stride = config.data.frame_stride
     fits = []
-    for m in range(config.ensemble):
+    for m in range(config.model.ensemble):
         rows = np.flatnonzero(train.frame % stride == m % stride)
-        mdir = workdir if config.ensemble == 1 else workdir / f"member_{m:02d}"
+        mdir = workdir if config.model.ensemble == 1 else workdir / f"member_{m:02d}"
         member = _fit_member(
             train.take(rows), val, config.replace(seed=config.seed + m), norm, mdir,
-            resume=resume, progress=_member_progress(progress, m, config.ensemble),
+            resume=resume, progress=_member_progress(progress, m, config.model.ensemble),
             part=part, parts=parts, message=message, stage=stage, callbacks=callbacks,
         )  # fmt: skip
         fits.append(member)
-    if config.ensemble == 1:
+    if config.model.ensemble == 1:
         return fits[0]
     state = {f"members.{m}.{k}": v for m, fit in enumerate(fits) for k, v in fit.state_dict.items()}
-    net = build_network(config.network, config.in_channels, n_targets, config.network_params,
-                        members=config.ensemble,
+    net = build_network(config.model.network, config.in_channels, n_targets,
+                        config.model.network_params, members=config.model.ensemble,
                         n_features=_n_features(train, config))  # fmt: skip
     net.load_state_dict(state)
     z_mu, logvar = _predict_normalised(net, val, config, n_targets)
@@ -347,7 +352,7 @@ def _fit_member(
         log.info("no checkpoint in %s: training from the start", ckpt_dir)
 
     aux_norm = None
-    if config.aux_weight > 0:
+    if config.optimisation.aux_weight > 0:
         if train.features is None:
             raise DatasetError(
                 "aux_weight > 0 needs the ROI stage's architecture measures, and the dataset "
@@ -373,22 +378,22 @@ def _fit_member(
     )
     cbs: list[Callback] = [
         checkpoint,
-        EarlyStopping(monitor="val_mse", mode="min", patience=config.patience),
+        EarlyStopping(monitor="val_mse", mode="min", patience=config.optimisation.patience),
     ]
-    if config.ema_decay > 0:
+    if config.optimisation.ema_decay > 0:
         # Lightning swaps the averaged weights in for validation and writes them as the
         # checkpoint's state_dict (the raw ones as current_model_state, used on resume).
-        cbs.append(WeightAveraging(avg_fn=ema_with_warmup(config.ema_decay)))
+        cbs.append(WeightAveraging(avg_fn=ema_with_warmup(config.optimisation.ema_decay)))
     if progress is not None:
-        cbs.append(_Progress(progress, config.epochs, part, parts, stage, message))
+        cbs.append(_Progress(progress, config.optimisation.epochs, part, parts, stage, message))
     cbs += list(callbacks or [])
     quiet_lightning()
     trainer = L.Trainer(
-        max_epochs=config.epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
+        max_epochs=config.optimisation.epochs,
+        accelerator=config.execution.accelerator,
+        devices=config.execution.devices,
+        num_nodes=config.execution.num_nodes,
+        strategy=config.execution.strategy,
         callbacks=cbs,
         logger=CSVLogger(workdir, name="", version="logs"),
         deterministic=True,
@@ -434,8 +439,8 @@ def _fit_member(
 
 
 def _n_features(examples: ExampleSet, config: TrainConfig) -> int:
-    """Measures a fused network reads (0 without ``config.fuse_features``)."""
-    if not config.fuse_features:
+    """Measures a fused network reads (0 without ``config.model.fuse_features``)."""
+    if not config.model.fuse_features:
         return 0
     if examples.features is None:
         raise DatasetError(
