@@ -96,7 +96,7 @@ def test_version_1_cards_are_migrated(tmp_path: Path) -> None:
     b = load_bundle(folder)
     card = b.card
     assert card.training.config == TrainConfig().replace(
-        image_size=(24, 24), epochs=3, network_params={"widths": [8, 16]}
+        image_size=(24, 24), epochs=3, network_params={"widths": [8, 16]}, fuse_features=False
     )
     assert card.training.participants == ("P01", "P02")
     assert card.training.feature_range == {
@@ -120,6 +120,18 @@ def test_version_1_cards_are_migrated(tmp_path: Path) -> None:
     card = load_bundle(_write(tmp_path / "older", old)).card
     assert card.input.features == () and card.network.members == 1
     assert card.targets[0].sd_scale == 1.0 and card.training.config is None
+
+
+@pytest.mark.parametrize("features", [[], ["mg_thickness_mm", "pennation_deg"]])
+def test_version_1_config_without_fuse_features_follows_the_network_inputs(
+    tmp_path: Path, features: list[str]
+) -> None:
+    # cards written before fuse_features existed: fused exactly when the network read measures
+    old = json.loads(json.dumps(V1_CARD))
+    del old["training"]["config"]["fuse_features"]
+    old["input"]["features"] = features
+    card = read_card(_write(tmp_path / "v1", old))
+    assert card.training.config.model.fuse_features is bool(features)
 
 
 @pytest.mark.parametrize(

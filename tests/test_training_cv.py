@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from musclestate.cli import app
+from musclestate.dataset import open_dataset
 from musclestate.errors import ConfigError, DatasetError
 from musclestate.models.bundle import load_bundle
 from musclestate.training.config import TrainConfig
@@ -21,8 +22,9 @@ pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
 
 UNITS = {"ankle_angle": "deg", "ankle_moment": "N m", "mg_activation": "%MVC",
          "sol_activation": "%MVC"}  # fmt: skip
+# image-only networks unless a test fuses: half the training of a fused run and its comparison
 CFG = TrainConfig().replace(image_size=(24, 24), epochs=8, batch_size=16, lr=3e-3, num_threads=1,
-                  network_params={"widths": [8, 16, 32]})  # fmt: skip
+                  network_params={"widths": [8, 16, 32]}, fuse_features=False)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -218,13 +220,12 @@ def test_train_bundle_with_cv_metrics(run: Path, dataset: Path, tmp_path: Path) 
     assert list(card.target_names) == list(UNITS)
     assert card.roi["feature_names"] == ["f_angle", "f_mg", "f_sol"]
     assert card.training.pixel_spacing_mm == (0.2, 0.25)
+    assert card.training.dataset_sha256 == open_dataset(dataset).content_sha256
     assert len(card.training.participants) == 4
     assert card.training.validation_participants
     assert card.training.frames_per_participant.keys() == set(card.training.participants)
     assert card.cv_metrics["summary"]["cnn"]["ankle_angle"]["r2_mean"] is not None
     assert card.network.params == {"widths": [8, 16, 32]}
-    from musclestate.dataset import open_dataset
-
     ds = open_dataset(dataset)
     rid = ds.recordings[0].id
     patches = ds.derived("roi").get(rid, "patches")
@@ -393,3 +394,18 @@ def test_cv_of_a_fused_estimator_reports_the_image_only_network_of_the_same_fold
     for model in ("cnn", "cnn_image_only"):
         s = m["models"][model]["summary"]["ankle_angle"]
         assert s["r2_mean"] > m["models"]["mean_predictor"]["summary"]["ankle_angle"]["r2_mean"]
+
+
+def test_cv_without_the_image_only_network_trains_one_network_per_fold(
+    dataset: Path, tmp_path: Path
+) -> None:
+    cfg = CFG.replace(fuse_features=True, epochs=2)
+    run = tmp_path / "run"
+    m = json.loads(run_cv(dataset, run, cfg, folds=2, fold=None, image_only=False).read_text())
+    assert {"cnn", "feature_baseline", "mean_predictor"} <= set(m["models"])
+    assert "cnn_image_only" not in m["models"]
+    assert not any((run / "folds").glob("fold_*/work_image_only"))
+    assert json.loads((run / "config.json").read_text())["image_only"] is False
+    # the same folder with the image-only network is another run
+    with pytest.raises(ConfigError, match="other settings"):
+        run_cv(dataset, run, cfg, folds=2, fold=0, image_only=True)

@@ -22,7 +22,8 @@ from test_training_cv import write_synthetic_dataset
 pytestmark = pytest.mark.slow  # trains networks or runs whole workflows
 
 CFG = TrainConfig().replace(image_size=(24, 24), epochs=6, batch_size=16, lr=3e-3, num_threads=1,
-                  accelerator="cpu", network_params={"widths": [8, 16, 32]})  # fmt: skip
+                  accelerator="cpu", network_params={"widths": [8, 16, 32]},
+                  fuse_features=False)  # fmt: skip
 
 
 def test_ddp_on_two_cpu_processes_learns_like_one(synthetic_recordings, tmp_path: Path) -> None:

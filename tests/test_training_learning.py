@@ -55,7 +55,7 @@ def test_cnn_learns_states_of_unseen_participants(
 ) -> None:
     c = _cohort(synthetic_recordings(participants=6, recordings=2, frames=100))
     cfg = TrainConfig().replace(image_size=(32, 32), epochs=8, batch_size=32, aux_weight=aux_weight,
-                      ensemble=ensemble, frame_stride=stride, ema_decay=ema,
+                      fuse_features=False, ensemble=ensemble, frame_stride=stride, ema_decay=ema,
                       network_params={"widths": [16, 32, 64]})  # fmt: skip
     tr = ExampleSet.from_cohort(c.subset(["P01", "P02", "P03", "P04"]))
     va = ExampleSet.from_cohort(c.subset(["P05"]))
@@ -99,7 +99,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(
 ) -> None:
     c = _cohort(synthetic_recordings(participants=3, recordings=1, frames=64, size=24))
     cfg = TrainConfig().replace(image_size=(24, 24), epochs=4, batch_size=16, patience=10,
-                                ema_decay=ema, network_params={"widths": [8, 16]})  # fmt: skip
+                                ema_decay=ema, network_params={"widths": [8, 16]},
+                                fuse_features=False)  # fmt: skip
     tr = ExampleSet.from_cohort(c.subset(["P01", "P02"]))
     va = ExampleSet.from_cohort(c.subset(["P03"]))
     full = fit_estimator(tr, va, cfg, tmp_path / "full")
@@ -127,7 +128,9 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(
 def test_auxiliary_targets_need_architecture_measures(synthetic_recordings, tmp_path) -> None:
     recs = synthetic_recordings(participants=2, recordings=1, frames=40, size=24)
     c = _cohort([{**r, "features": None} for r in recs])
-    cfg = TrainConfig().replace(image_size=(24, 24), epochs=1, batch_size=16, aux_weight=1.0)
+    cfg = TrainConfig().replace(
+        image_size=(24, 24), epochs=1, batch_size=16, aux_weight=1.0, fuse_features=False
+    )
     tr = ExampleSet.from_cohort(c.subset(["P01"]))
     va = ExampleSet.from_cohort(c.subset(["P02"]))
     with pytest.raises(DatasetError, match="aux_weight"):

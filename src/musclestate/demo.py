@@ -50,10 +50,19 @@ CONFIG_FILE = "demo_config.json"
 DEMO_ROI: Mapping[str, Any] = MappingProxyType({"every": 2})
 #: Training overrides of the default demo: the ROI stage's 64 x 128 patches at full resolution
 #: (halving them blurs the fascicles), three validation participants per fold so early stopping
-#: depends less on one person, and at most 25 epochs to stay within 15 minutes. The variants
-#: tried against these settings, and why they are not used, are in docs/results.md.
+#: depends less on one person, every second frame of a recording per epoch (neighbouring frames
+#: at 10 fps add little) and at most 25 epochs, to stay within 15 minutes. The estimator is the
+#: fused one (images and architecture measures), the default of ``musclestate train``. The
+#: variants tried against these settings, on which cohorts, and why they are not used, are in
+#: docs/results.md.
 DEMO_TRAIN: Mapping[str, Any] = MappingProxyType(
-    {"epochs": 25, "patience": 8, "val_participants": 3, "image_size": (64, 128)}
+    {
+        "epochs": 25,
+        "patience": 8,
+        "val_participants": 3,
+        "image_size": (64, 128),
+        "frame_stride": 2,
+    }
 )
 
 
@@ -78,6 +87,8 @@ class DemoConfig:
             train on, the full variety (1.0) leaves every estimator, features and CNN alike,
             dominated by person-specific offsets. ``musclestate demo`` says so in its output
             whenever this is below 1.
+        image_only: also train the patches-only network in every fold beside the fused
+            estimator (``cnn_image_only`` in metrics.json; doubles the training time).
         roi: overrides of :class:`musclestate.roi.ROIConfig` (field -> value).
         train: overrides of :class:`musclestate.training.config.TrainConfig` (flat setting
             name -> value, or its nested parts; see ``TrainConfig.from_dict``).
@@ -93,6 +104,7 @@ class DemoConfig:
     folds: int = 4
     seed: int = 0
     anatomy_spread: float = 0.3
+    image_only: bool = False
     roi: Mapping[str, Any] = field(default_factory=lambda: dict(DEMO_ROI))
     train: Mapping[str, Any] = field(default_factory=lambda: dict(DEMO_TRAIN))
 
@@ -309,7 +321,13 @@ def run_demo(
     timed(
         "cross-validate",
         lambda: run_cv(
-            dataset, out / "run", train, folds=cfg.folds, calibrate=True, progress=cv_progress
+            dataset,
+            out / "run",
+            train,
+            folds=cfg.folds,
+            calibrate=True,
+            image_only=cfg.image_only,
+            progress=cv_progress,
         ),
     )
     report_path = timed("report", lambda: write_report(out / "run"))

@@ -38,6 +38,13 @@ TRAIN_OPTIONS: dict[str, Any] = {
             help="Networks per model (deep ensemble; member m trains on frames offset m)."
         ),
     ],
+    "fuse_features": Annotated[
+        bool | None,
+        typer.Option(
+            "--fuse-features/--no-fuse-features",
+            help="The network also reads the ROI stage's architecture measures (fused estimator).",
+        ),
+    ],
     "epochs": Annotated[int | None, typer.Option(help="Maximum epochs (default 30).")],
     "patience": Annotated[int | None, typer.Option(help="Early-stopping patience (default 6).")],
     "batch_size": Annotated[int | None, typer.Option(help="Global batch size (default 64).")],
@@ -180,6 +187,14 @@ def cv_cmd(
             "default rest, passive_rom, mvc).",
         ),
     ] = None,
+    image_only: Annotated[
+        bool,
+        typer.Option(
+            "--image-only/--no-image-only",
+            help="With a fused estimator, also train the patches-only network of every fold "
+            "(cnn_image_only; doubles the training time).",
+        ),
+    ] = True,
     config: _Config = None,
     resume: _Resume = False,
     **train_options: Any,
@@ -205,7 +220,8 @@ def cv_cmd(
     _quiet_lightning()
     with progress_bar(disable=not rank_zero()) as progress:
         path = run_cv(dataset_path, out, cfg, folds=folds, fold=fold, seeds=seeds,
-                      calibrate=calibrate, resume=resume, progress=progress,
+                      calibrate=calibrate, image_only=image_only, resume=resume,
+                      progress=progress,
                       **({"calibration_tasks": calibration_tasks} if calibration_tasks else {}),
                       )  # fmt: skip
     if not rank_zero():

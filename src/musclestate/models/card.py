@@ -235,6 +235,9 @@ class TrainingRecord:
     Attributes:
         dataset: the dataset folder as given to training (found again, where it still lies,
             for what the card lacks: see :func:`musclestate.inference.batch.training_input`).
+        dataset_sha256: the dataset's content hash
+            (:attr:`musclestate.dataset.Dataset.content_sha256`), which identifies it wherever
+            it lies (absent on cards written before it was recorded).
         participants, validation_participants: participant ids of the weights' training and
             early-stopping sides.
         n_recordings, n_frames: recordings and frames of the training participants.
@@ -255,6 +258,7 @@ class TrainingRecord:
     """
 
     dataset: str | None = None
+    dataset_sha256: str | None = None
     participants: tuple[str, ...] = ()
     validation_participants: tuple[str, ...] = ()
     n_recordings: int | None = None
@@ -294,6 +298,9 @@ class TrainingRecord:
                        optional=True)  # fmt: skip
         return cls(
             dataset=_as(str, kw.get("dataset"), f"{where}.dataset", optional=True),
+            dataset_sha256=_as(
+                str, kw.get("dataset_sha256"), f"{where}.dataset_sha256", optional=True
+            ),
             participants=_strings(kw.get("participants") or [], f"{where}.participants"),
             validation_participants=_strings(
                 kw.get("validation_participants") or [], f"{where}.validation_participants"
@@ -462,15 +469,23 @@ def _migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
     """A card dict of ``version`` as the current version would write it.
 
     1 -> 2: ``training.config`` from the flat form of the training configuration to its
-    nested parts (read by :meth:`TrainConfig.from_dict`, which takes both).
+    nested parts (read by :meth:`TrainConfig.from_dict`, which takes both). A flat config
+    without ``fuse_features`` (written before the setting existed, when the default became
+    fused) gets it from what the network reads: fused exactly when ``input.features`` names
+    measures.
     """
     if version == 1:
         training = d.get("training")
         if isinstance(training, Mapping) and training.get("config") is not None:
             from musclestate.training.config import TrainConfig
 
+            flat = training["config"]
+            if isinstance(flat, Mapping) and "fuse_features" not in flat and "model" not in flat:
+                inp = d.get("input")
+                features = inp.get("features") if isinstance(inp, Mapping) else None
+                flat = {**flat, "fuse_features": bool(features)}
             try:
-                config = TrainConfig.from_dict(training["config"]).to_dict()
+                config = TrainConfig.from_dict(flat).to_dict()
             except ConfigError as exc:
                 raise _CardError(f"training.config of a version-1 card: {exc}") from None
             d["training"] = {**training, "config": config}

@@ -142,14 +142,16 @@ class ModelConfig:
             spread includes their disagreement; training and inference cost grow with it.
         fuse_features: the network's head also reads the ROI stage's architecture measures of
             each frame (:class:`~musclestate.models.networks.FusedNetwork`): one model trained
-            with the Gaussian head on images and measures together. Needs the dataset's ``roi``
-            features, at inference too; not with ``aux_weight``.
+            with the Gaussian head on images and measures together (the default: the choice and
+            the development cohort it was made on are in docs/results.md). Needs the dataset's
+            ``roi`` features, at inference too; not with ``aux_weight``. ``False`` trains the
+            image-only network of Cunningham & Loram (2019).
     """
 
     network: str = "compact_resnet"
     network_params: dict[str, Any] = field(default_factory=dict)
     ensemble: int = 1
-    fuse_features: bool = False
+    fuse_features: bool = True
 
     def __post_init__(self) -> None:
         from musclestate.models.networks import check_network_name
@@ -294,8 +296,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
         _check(
             not (self.model.fuse_features and self.optimisation.aux_weight > 0),
-            "fuse_features reads the architecture measures as inputs; aux_weight would also "
-            "predict them: set one of the two",
+            "fuse_features (the default) reads the architecture measures as inputs; aux_weight "
+            "would also predict them: set fuse_features false (--no-fuse-features) to train "
+            "with aux_weight",
         )
 
     @property

@@ -114,6 +114,7 @@ def _fold_card_training(
         jsonable(
             {
                 "dataset": cohort.source,
+                "dataset_sha256": cohort.dataset_sha256 or None,
                 "pixel_spacing_mm": np.median(spacings, axis=0).tolist() if spacings else None,
                 "target_range": ranges,
                 "feature_range": f_ranges,
@@ -184,13 +185,15 @@ def run_fold(
     parts: int | None = None,
     message: str = "",
     split_seed: int | None = None,
+    image_only: bool = True,
 ) -> Path | None:
     """Train and evaluate one fold; write ``RUN/folds/fold_XX`` and return it.
 
     ``progress`` events of its training are part ``part`` (default: the fold's index) of
     ``parts``, with ``message``. ``split_seed`` (default ``config.seed``) draws the fold's
     validation participants, so that runs with other training seeds keep the same people on
-    each side.
+    each side. ``image_only`` trains, beside a fused network, the patches-only network of the
+    same fold (``cnn_image_only``).
     Returns ``None`` in the non-zero processes of a DDP run (only rank 0 writes results).
     """
     from musclestate.models.bundle import save_bundle
@@ -236,7 +239,7 @@ def run_fold(
         ridge_alphas = dict(zip(cohort.target_units, ridge.alphas.tolist(), strict=True))
     else:
         log.warning("fold %d: the dataset has no ROI features; no feature baseline", index)
-    if config.model.fuse_features:
+    if config.model.fuse_features and image_only:
         # the patches-only network of the same fold: same people, seed and selection
         plain = config.replace(fuse_features=False)
         fit_plain = fit_estimator(
@@ -308,6 +311,7 @@ def run_cv(
     seeds: int = 1,
     calibrate: bool = False,
     calibration_tasks: Sequence[str] = CALIBRATION_TASKS,
+    image_only: bool = True,
     resume: bool = False,
     progress: ProgressFn | None = None,
 ) -> Path:
@@ -330,6 +334,9 @@ def run_cv(
             ``feature_baseline_calibrated``; see :mod:`musclestate.calibration`).
         calibration_tasks: the trial types (recording ``task``) that count as calibration
             trials (default rest, passive range of motion and MVC).
+        image_only: with a fused estimator (``fuse_features``), also train the patches-only
+            network in every fold (``cnn_image_only``: same people, seed and selection), which
+            doubles the training time; ``False`` leaves it out.
         resume: keep finished folds and continue an interrupted fold from its last checkpoint.
         progress: receives :class:`~musclestate.progress.ProgressEvent`: stage ``"load"``
             per recording read, then ``"train"`` per epoch with ``part`` = the fold (seed s,
@@ -350,12 +357,13 @@ def run_cv(
     if seeds == 1:
         return _run_cv_loaded(cohort, dataset_path, run, config, folds, fold, resume, progress,
                               split_seed=config.seed, calibrate=calibrate,
-                              calibration_tasks=calibration_tasks)  # fmt: skip
+                              calibration_tasks=calibration_tasks,
+                              image_only=image_only)  # fmt: skip
     for s in range(seeds):
         _run_cv_loaded(cohort, dataset_path, run / f"seed_{s:02d}",
                        config.replace(seed=config.seed + s), folds, fold, resume, progress,
                        split_seed=config.seed, calibrate=calibrate,
-                       calibration_tasks=calibration_tasks,
+                       calibration_tasks=calibration_tasks, image_only=image_only,
                        seed_index=s, n_seeds=seeds)  # fmt: skip
     if fold is not None or not _is_global_zero():
         return run
@@ -375,6 +383,7 @@ def _run_cv_loaded(
     split_seed: int,
     calibrate: bool = False,
     calibration_tasks: Sequence[str] = CALIBRATION_TASKS,
+    image_only: bool = True,
     seed_index: int = 0,
     n_seeds: int = 1,
 ) -> Path:
@@ -386,6 +395,7 @@ def _run_cv_loaded(
     run_cfg = _run_config(dataset_path, config, folds, cohort, split_seed) | {
         "calibrate": calibrate,
         "calibration_tasks": list(calibration_tasks),
+        "image_only": bool(image_only and config.model.fuse_features),
     }
     cfg_path = run / "config.json"
     if cfg_path.exists():
@@ -410,7 +420,7 @@ def _run_cv_loaded(
                  part=seed_index * folds + f.index, parts=n_seeds * folds,
                  message=f"seed {seed_index + 1}/{n_seeds}, fold {f.index + 1}/{folds}"
                  if n_seeds > 1 else "",
-                 split_seed=split_seed)  # fmt: skip
+                 split_seed=split_seed, image_only=image_only)  # fmt: skip
     if fold is not None:
         return _fold_dir(run, fold)
     if not _is_global_zero():
@@ -424,10 +434,14 @@ def _run_identity(cfg: Mapping[str, Any], path: Path) -> dict[str, Any]:
     (:meth:`TrainConfig.identity`; a fold job may run on other devices or threads)."""
     ds = cfg.get("dataset")
     try:
-        train = TrainConfig.from_dict(cfg.get("train") or {}).identity()
+        train_cfg = TrainConfig.from_dict(cfg.get("train") or {})
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    train = train_cfg.identity()
     return {
+        # runs written before the choice existed trained the image-only network with every
+        # fused one
+        "image_only": cfg.get("image_only", train_cfg.model.fuse_features),
         "dataset": ds.get("sha256") if isinstance(ds, Mapping) else ds,
         "folds": cfg.get("folds"),
         "seed": cfg.get("seed"),

@@ -98,7 +98,10 @@ class Cohort:
         feature_names: names of the ``features`` columns (empty without ROI features).
         input: ``"patches"`` or ``"frame"``.
         roi_attrs: attributes of the dataset's ``roi`` group (ROI/patch settings), or ``{}``.
-        source: where the cohort was read from.
+        source: where the cohort was read from (a path: informative only).
+        dataset_sha256: content hash of the dataset it was read from
+            (:attr:`musclestate.dataset.Dataset.content_sha256`), what identifies it wherever
+            it lies; empty for a cohort built in memory.
     """
 
     recordings: tuple[RecordingData, ...]
@@ -107,6 +110,7 @@ class Cohort:
     input: str = "patches"
     roi_attrs: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    dataset_sha256: str = ""
 
     @property
     def participants(self) -> tuple[str, ...]:
@@ -130,9 +134,7 @@ class Cohort:
                 f"participants {sorted(unknown)} are not in {self.source or 'cohort'}"
             )
         recs = tuple(r for r in self.recordings if r.participant in wanted)
-        return Cohort(
-            recs, self.target_units, self.feature_names, self.input, self.roi_attrs, self.source
-        )
+        return dataclasses.replace(self, recordings=recs)
 
 
 def resize_images(images: np.ndarray, size: tuple[int, int], chunk: int = 512) -> np.ndarray:
@@ -250,7 +252,13 @@ def load_cohort(
         )
     emit(progress, "load", len(infos), len(infos), "recordings")
     return Cohort(
-        tuple(recs), units, feature_names, config.data.input, roi_attrs, str(dataset_path)
+        tuple(recs),
+        units,
+        feature_names,
+        config.data.input,
+        roi_attrs,
+        str(dataset_path),
+        ds.content_sha256,
     )
 
 
