@@ -48,7 +48,7 @@ _API: dict[str, str] = {
     "apply_roi": "musclestate.roi.pipeline",
     "show_roi": "musclestate.roi.show",
     "evaluate_segmenter": "musclestate.roi.evaluate",
-    "train_segmenter": "musclestate.roi.train",
+    "train_segmenter": "musclestate.training.segmenter",
     "ROIConfig": "musclestate.roi.pipeline",
     "evaluate_architecture": "musclestate.architecture.evaluate",
     "measure_image": "musclestate.architecture.measure",

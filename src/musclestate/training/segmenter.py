@@ -1,4 +1,4 @@
-"""Training and evaluation of the aponeurosis segmenter on folders of labelled images.
+"""Training of the aponeurosis segmenter on folders of labelled images.
 
 ``IMAGES`` and ``MASKS`` are folders of same-named greyscale images (PNG, JPEG, TIFF, BMP); a mask
 pixel > 0 is aponeurosis. This is the layout of the DL_Track aponeurosis set (Cronin, Finni &
@@ -6,8 +6,11 @@ Seynnes 2020, arXiv:2009.04790), which comes without participant ids: its split 
 fixed seed, saved as JSON beside the model. Phantom frames (``musclestate.phantom``), whose
 participants are synthetic, join the training side only.
 
-Loss: Dice + binary cross-entropy (``monai.losses.DiceCELoss``). The loop runs in Lightning; the
-best weights by validation Dice are checkpointed as safetensors (never pickles).
+The loop is the estimator's (:func:`musclestate.training.module.fit_module`) with
+:class:`~musclestate.training.module.SegmenterModule`: MONAI's ``DiceCELoss``, the epoch chosen by
+MONAI's Dice on the validation images, Lightning checkpoints and ``resume``, progress events per
+epoch. The model written is safetensors with its JSON card (never a pickle); it is scored on the
+test images by :func:`musclestate.roi.evaluate.evaluate`.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from musclestate.errors import ConfigError, InputError
-from musclestate.io.formats import IMAGE_SUFFIXES
-from musclestate.progress import ProgressFn, emit
+from musclestate.progress import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +64,22 @@ class Augmentation:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one training run (saved in the model card).
+class SegmenterTrainConfig:
+    """Settings of one segmenter training run (saved in the model card's ``training``).
 
     Attributes:
         epochs: passes over the training images.
         batch_size: images per step.
-        lr: Adam learning rate (cosine decay to 5 % over the run).
+        lr: AdamW learning rate (no weight decay; cosine decay to 5 % over the run's steps).
         seed: seeds the split, the weights, the batch order and the augmentation.
         test_fraction / val_fraction: share of images held out for testing / for choosing the
-            best epoch; 0 < fractions, sum < 1.
+            best epoch; 0 <= test_fraction, 0 < val_fraction, sum < 0.9.
         phantom_frames: phantom frames added to the training side (0 = real images only).
         max_minutes: wall-time limit of the loop (None = no limit).
         threads: torch CPU threads.
         accelerator: passed to ``lightning.Trainer`` (``"cpu"``, ``"gpu"``, ``"auto"``); the
             weights are written as float32 on the CPU whatever trained them.
+        augmentation: see :class:`Augmentation`.
     """
 
     epochs: int = 40
@@ -110,32 +113,6 @@ class TrainConfig:
 # ---- data ----------------------------------------------------------------------------------------
 
 
-def list_pairs(images: str | Path, masks: str | Path) -> list[str]:
-    """Sorted file names present in both ``images`` and ``masks`` (same name, image suffix)."""
-    images, masks = Path(images), Path(masks)
-    for folder in (images, masks):
-        if not folder.is_dir():
-            raise InputError("not a folder of images", folder)
-    names = sorted(p.name for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not names:
-        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder", images)
-    missing = [n for n in names if not (masks / n).is_file()]
-    if missing:
-        raise InputError(
-            f"{len(missing)} image(s) have no same-named mask, e.g. {missing[0]!r}; every image "
-            "needs MASKS/<same name>",
-            masks,
-        )
-    return names
-
-
-def read_grey(path: str | Path) -> np.ndarray:
-    """An image file as ``(H, W)`` uint8 grey, read by :func:`musclestate.io.images.read_image`."""
-    from musclestate.io.images import read_image
-
-    return read_image(path)
-
-
 def make_split(
     names: Sequence[str], *, seed: int, test_fraction: float, val_fraction: float
 ) -> dict[str, Any]:
@@ -163,13 +140,14 @@ def load_letterboxed(
     images: Path, masks: Path, names: Sequence[str], size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images and masks letterboxed to ``(N, size, size)`` uint8 (masks 0/255, soft edges)."""
+    from musclestate.io.images import read_image
     from musclestate.roi.segment import Letterbox, mask_to_input, to_input
 
     xs = np.zeros((len(names), size, size), np.uint8)
     ys = np.zeros((len(names), size, size), np.uint8)
     for i, name in enumerate(names):
-        img = read_grey(images / name)
-        mask = read_grey(masks / name)
+        img = read_image(images / name)
+        mask = read_image(masks / name)
         if mask.shape != img.shape:
             raise InputError(
                 f"mask shape {mask.shape} differs from image shape {img.shape}", masks / name
@@ -182,21 +160,32 @@ def load_letterboxed(
 
 def phantom_training_frames(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` phantom frames and aponeurosis masks (labels 1 and 2), letterboxed to ``size``."""
+    from musclestate.phantom import sample_labelled_frames
     from musclestate.roi.segment import Letterbox, mask_to_input, to_input
 
-    try:
-        from musclestate.phantom import sample_labelled_frames
-    except ImportError as exc:
-        raise ConfigError(
-            "phantom frames requested but musclestate.phantom.sample_labelled_frames is not "
-            f"available ({exc}); train with --phantom-frames 0"
-        ) from exc
     frames, labels = sample_labelled_frames(n, size=(size, size), seed=seed)
     apo = ((labels == 1) | (labels == 2)).astype(np.uint8)
     box = Letterbox.fit(frames.shape[1:], size)
     xs = to_input(frames, box)[:, 0].round().clamp(0, 255).byte().numpy()
     ys = (mask_to_input(apo, box)[:, 0] * 255).round().byte().numpy()
     return xs, ys
+
+
+class _Pairs:
+    """Letterboxed images and masks served in the batches of an
+    :class:`~musclestate.training.data.EpochBatchSampler` (keys ``[(row, epoch), ...]``)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        import torch
+
+        self.x, self.y = torch.from_numpy(x[:, None]), torch.from_numpy(y[:, None])
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, key: list[tuple[int, int]]) -> tuple[Any, Any]:
+        rows = [r for r, _ in key]
+        return self.x[rows], self.y[rows]
 
 
 # ---- augmentation --------------------------------------------------------------------------------
@@ -256,93 +245,19 @@ def augment(x: Any, y: Any, aug: Augmentation, gen: Any) -> tuple[Any, Any]:
     return x, y
 
 
-# ---- Lightning module ----------------------------------------------------------------------------
-
-
-def _lightning_module(network: Any, config: TrainConfig, steps_per_epoch: int) -> Any:
-    import lightning as L
-    import torch
-    from monai.losses import DiceCELoss
-
-    from musclestate.roi.segment import normalise
-
-    class SegModule(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.network = network
-            self.loss = DiceCELoss(sigmoid=True, squared_pred=True, smooth_nr=1e-5, smooth_dr=1e-5)
-            self.gen = torch.Generator().manual_seed(config.seed + 1)
-            self.val_stats: list[Any] = []
-
-        def training_step(self, batch: Any, _idx: int) -> Any:
-            x, y = batch
-            x, y = augment(x.float(), y.float() / 255.0, config.augmentation, self.gen)
-            loss = self.loss(self.network(normalise(x)), (y > 0.5).float())
-            self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(x))
-            return loss
-
-        def validation_step(self, batch: Any, _idx: int) -> None:
-            x, y = batch
-            p = torch.sigmoid(self.network(normalise(x.float()))) > 0.5
-            g = y > 127
-            inter = (p & g).sum(dim=(1, 2, 3)).float()
-            tot = (p.sum(dim=(1, 2, 3)) + g.sum(dim=(1, 2, 3))).float()
-            dice = torch.where(tot > 0, 2 * inter / tot.clamp_min(1), torch.ones_like(tot))
-            self.val_stats.append(dice)
-
-        def on_validation_epoch_end(self) -> None:
-            dice = torch.cat(self.val_stats).mean() if self.val_stats else torch.tensor(0.0)
-            self.val_stats.clear()
-            self.log("val_dice", dice, prog_bar=True)
-
-        def configure_optimizers(self) -> Any:
-            opt = torch.optim.Adam(self.network.parameters(), lr=config.lr)
-            total = max(1, config.epochs * steps_per_epoch)
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-            )
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    return SegModule()
-
-
-def _checkpoint_callback(folder: Path, net_config: Any) -> Any:
-    """Lightning callback writing ``best.safetensors`` (by val Dice) and ``last.safetensors``."""
-    import lightning as L
-
-    from musclestate.roi.segment import save_segmenter
-
-    class SafetensorsCheckpoint(L.Callback):
-        def __init__(self) -> None:
-            self.best = -1.0
-            self.best_epoch = -1
-            self.best_state: dict[str, Any] | None = None
-
-        def on_validation_end(self, trainer: Any, module: Any) -> None:
-            if trainer.sanity_checking:
-                return
-            dice = float(trainer.callback_metrics.get("val_dice", -1.0))
-            card = {"checkpoint": {"epoch": trainer.current_epoch, "val_dice": dice}}
-            save_segmenter(folder / "last.safetensors", module.network, net_config, card)
-            if dice > self.best:
-                self.best, self.best_epoch = dice, trainer.current_epoch
-                self.best_state = {
-                    k: v.detach().clone() for k, v in module.network.state_dict().items()
-                }
-                save_segmenter(folder / "best.safetensors", module.network, net_config, card)
-
-    return SafetensorsCheckpoint()
+# ---- training ------------------------------------------------------------------------------------
 
 
 def train_segmenter(
     images: str | Path,
     masks: str | Path,
     out: str | Path,
-    config: TrainConfig | None = None,
+    config: SegmenterTrainConfig | None = None,
     *,
     init_from: str | Path | None = None,
     network_config: Any = None,
-    progress: bool = True,
+    resume: bool = False,
+    progress: ProgressFn | None = None,
 ) -> Path:
     """Train an aponeurosis segmenter and write ``out`` (.safetensors) with its card and split.
 
@@ -350,34 +265,55 @@ def train_segmenter(
         images: folder of greyscale images.
         masks: folder of same-named binary masks (> 0 = aponeurosis).
         out: weights path ending in ``.safetensors``; the card goes to ``out.json`` beside it, the
-            split to ``<stem>.split.json``, checkpoints to ``<stem>_checkpoints/``.
-        config: training settings (defaults: :class:`TrainConfig`).
+            split to ``<stem>.split.json``, Lightning checkpoints (``last.ckpt``, the best by
+            validation Dice) to ``<stem>_training/checkpoints/`` and the logged metrics to
+            ``<stem>_training/logs/metrics.csv``.
+        config: training settings (defaults: :class:`SegmenterTrainConfig`).
         init_from: ``"shipped"`` or a ``.safetensors`` path to fine-tune from (its network
             settings are kept); ``None`` starts from random weights seeded by ``config.seed``.
         network_config: :class:`~musclestate.roi.segment.NetworkConfig` of a new network
             (default: the shipped architecture); not allowed with ``init_from``.
-        progress: show Lightning's progress bar.
+        resume: continue an interrupted run of the same ``out`` from its ``last.ckpt`` (same
+            order of batches and augmentation as an uninterrupted run); without it, old
+            checkpoints are removed first.
+        progress: receives a :class:`~musclestate.progress.ProgressEvent` per epoch (stage
+            ``"train"``, unit ``"epochs"``) and per test image (stage ``"evaluate"``).
 
     Returns:
         ``out``. The card holds data sources, licence and citation, input size, the split and the
         Dice / IoU / line errors on the held-out test images.
+
+    Raises:
+        ConfigError: ``out`` is not ``.safetensors``, or both ``init_from`` and
+            ``network_config`` are given. InputError: bad folders, too few images for the split.
+        DatasetError: fewer training images than one batch.
     """
     import lightning as L
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     from musclestate import __version__
-    from musclestate.roi.segment import NetworkConfig, build_network, load_segmenter, save_segmenter
+    from musclestate._atomic import write_text_atomic
+    from musclestate.roi.evaluate import evaluate, list_pairs
+    from musclestate.roi.segment import (
+        NetworkConfig,
+        Segmenter,
+        build_network,
+        load_segmenter,
+        normalise,
+        save_segmenter,
+    )
+    from musclestate.training.data import EpochBatchSampler
+    from musclestate.training.module import EpochProgress, SegmenterModule, fit_module
 
-    config = config or TrainConfig()
+    config = config or SegmenterTrainConfig()
     images, masks, out = Path(images), Path(masks), Path(out)
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out must end in .safetensors, got {out}")
-    torch.set_num_threads(config.threads)
-    L.seed_everything(config.seed, workers=True, verbose=False)
-
     if init_from is not None and network_config is not None:
         raise ConfigError("give either init_from (fine-tune) or network_config (new network)")
+    torch.set_num_threads(config.threads)
+    L.seed_everything(config.seed, workers=True, verbose=False)
     if init_from is None:
         net_config = network_config or NetworkConfig()
         network = build_network(net_config)
@@ -394,10 +330,7 @@ def train_segmenter(
         test_fraction=config.test_fraction,
         val_fraction=config.val_fraction,
     )
-    split_path = out.with_name(out.stem + ".split.json")
-    from musclestate._atomic import write_text_atomic
-
-    write_text_atomic(split_path, json.dumps(split, indent=2) + "\n")
+    write_text_atomic(out.with_name(out.stem + ".split.json"), json.dumps(split, indent=2) + "\n")
     size = net_config.input_size
     log.info("loading %d training and %d validation images", len(split["train"]), len(split["val"]))
     xt, yt = load_letterboxed(images, masks, split["train"], size)
@@ -406,46 +339,36 @@ def train_segmenter(
         xt, yt = np.concatenate([xt, xp]), np.concatenate([yt, yp])
     xv, yv = load_letterboxed(images, masks, split["val"], size)
 
-    def tensors(x: np.ndarray, y: np.ndarray) -> Any:
-        return TensorDataset(torch.from_numpy(x[:, None]), torch.from_numpy(y[:, None]))
-
-    train_dl = DataLoader(
-        tensors(xt, yt),
-        batch_size=config.batch_size,
-        shuffle=True,
-        drop_last=len(xt) > config.batch_size,
-        generator=torch.Generator().manual_seed(config.seed),
+    sampler = EpochBatchSampler(len(xt), config.batch_size, config.seed)
+    train_dl = DataLoader(_Pairs(xt, yt), sampler=sampler, batch_size=None)
+    val_set = TensorDataset(torch.from_numpy(xv[:, None]), torch.from_numpy(yv[:, None]))
+    val_dl = DataLoader(val_set, batch_size=16)
+    module = SegmenterModule(
+        network,
+        lr=config.lr,
+        total_steps=config.epochs * len(sampler),
+        seed=config.seed + 1,
+        normalise=normalise,
+        augment=lambda x, y, gen: augment(x, y, config.augmentation, gen),
     )
-    val_dl = DataLoader(tensors(xv, yv), batch_size=16)
-    module = _lightning_module(network, config, len(train_dl))
-    ckpt_dir = out.with_name(out.stem + "_checkpoints")
-    ckpt = _checkpoint_callback(ckpt_dir, net_config)
-    max_time = None
-    if config.max_minutes is not None:
-        max_time = {"minutes": float(config.max_minutes)}
-    from musclestate.training.module import quiet_lightning
-
-    quiet_lightning()
-    trainer = L.Trainer(
-        max_epochs=config.epochs,
-        max_time=max_time,
-        accelerator=config.accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        callbacks=[ckpt],
-        deterministic=False,
-        num_sanity_val_steps=0,
-    )
+    bar = None if progress is None else EpochProgress(progress, config.epochs, message=out.name)
     t0 = time.perf_counter()
-    trainer.fit(module, train_dl, val_dl)
+    fit = fit_module(
+        module,
+        out.with_name(out.stem + "_training"),
+        train_loader=train_dl,
+        val_loader=val_dl,
+        monitor="val_dice",
+        mode="max",
+        epochs=config.epochs,
+        max_minutes=config.max_minutes,
+        resume=resume,
+        progress=bar,
+        accelerator=config.accelerator,
+        deterministic=False,
+    )
     minutes = (time.perf_counter() - t0) / 60
-    network.cpu()
-    if ckpt.best_state is not None:
-        network.load_state_dict(ckpt.best_state)
-    network.eval()
+    network = module.net.eval()
 
     card: dict[str, Any] = {
         "task": "aponeurosis segmentation (probability per pixel) of longitudinal B-mode images",
@@ -468,9 +391,9 @@ def train_segmenter(
         "training": {
             **config.to_dict(),
             "init_from": init,
-            "best_epoch": ckpt.best_epoch,
-            "best_val_dice": ckpt.best,
-            "epochs_run": trainer.current_epoch,
+            "best_epoch": fit.best_epoch,
+            "best_val_dice": fit.best_score,
+            "epochs_run": fit.epochs_run,
             "minutes": round(minutes, 2),
             "torch": torch.__version__,
         },
@@ -483,117 +406,10 @@ def train_segmenter(
                 "function": "musclestate.phantom.sample_labelled_frames",
             }
         )
-    save_segmenter(out, network, net_config, card)
     if split["test"]:
-        from musclestate.roi.segment import Segmenter
-
-        metrics = evaluate(Segmenter(network, net_config, card), images, masks, split["test"])
+        metrics = evaluate(
+            Segmenter(network, net_config, card), images, masks, split["test"], progress=progress
+        )
         card["metrics_test"] = {k: v for k, v in metrics.items() if k != "per_image"}
-        save_segmenter(out, network, net_config, card)
+    save_segmenter(out, network, net_config, card)
     return out
-
-
-# ---- evaluation ----------------------------------------------------------------------------------
-
-
-def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """Dice and IoU of two boolean masks (both empty = 1, 1)."""
-    inter = float(np.logical_and(pred, truth).sum())
-    tot = float(pred.sum() + truth.sum())
-    union = tot - inter
-    if tot == 0:
-        return 1.0, 1.0
-    return 2 * inter / tot, inter / union
-
-
-def line_errors(pred_prob: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Mean absolute depth error (rows) of the superficial and deep aponeurosis lines.
-
-    Both lines come from :func:`musclestate.roi.geometry.fit_geometry` on the prediction and on
-    the true mask, compared over the columns covered by the true band. NaN where either is missing.
-    """
-    from musclestate.roi.geometry import fit_geometry
-
-    gp = fit_geometry(pred_prob, (1.0, 1.0))
-    gt = fit_geometry(truth.astype(np.float32), (1.0, 1.0))
-    out = {}
-    for name in ("superficial", "deep"):
-        lp, lt = gp.line(name), gt.line(name)
-        cover = gt.coverage(name)
-        ok = cover & np.isfinite(lp) & np.isfinite(lt)
-        out[name] = float(np.mean(np.abs(lp[ok] - lt[ok]))) if ok.any() else float("nan")
-    return out
-
-
-def evaluate(
-    segmenter: Any,
-    images: str | Path,
-    masks: str | Path,
-    names: Sequence[str] | None = None,
-    *,
-    pixel_spacing_mm: tuple[float, float] | None = None,
-    progress: ProgressFn | None = None,
-) -> dict[str, Any]:
-    """Score ``segmenter`` on same-named image/mask files, at each image's own resolution.
-
-    ``progress`` receives a :class:`~musclestate.progress.ProgressEvent` (stage ``"evaluate"``,
-    unit ``"images"``) after each image.
-
-    Returns:
-        ``images`` (count), ``dice_mean``, ``dice_sd``, ``iou_mean``, ``line_error_px_mean``
-        (mean over images of the mean of both lines), ``superficial_error_px_mean``,
-        ``deep_error_px_mean``, ``lines_missed`` (true lines not found in the prediction),
-        ``line_error_mm_mean`` when ``pixel_spacing_mm`` is given, and ``per_image`` rows.
-    """
-    images, masks = Path(images), Path(masks)
-    all_names = list_pairs(images, masks)
-    if names is None:
-        names = all_names
-    unknown = sorted(set(names) - set(all_names))
-    if unknown:
-        raise InputError(f"{len(unknown)} listed image(s) not found, e.g. {unknown[0]!r}", images)
-    rows = []
-    for i, name in enumerate(names):
-        img = read_grey(images / name)
-        truth = read_grey(masks / name) > 0
-        prob = segmenter.predict(img)
-        d, j = dice_iou(prob > 0.5, truth)
-        le = line_errors(prob, truth)
-        rows.append({"name": name, "dice": d, "iou": j, **{f"{k}_px": v for k, v in le.items()}})
-        emit(progress, "evaluate", i + 1, len(names), "images", name)
-    if not rows:
-        raise InputError("no images to evaluate", images)
-    dice = np.array([r["dice"] for r in rows])
-    sup = np.array([r["superficial_px"] for r in rows])
-    deep = np.array([r["deep_px"] for r in rows])
-    both = np.concatenate([sup, deep])
-    per_image_line = np.nanmean(np.stack([sup, deep]), axis=0) if len(both) else both
-    res: dict[str, Any] = {
-        "images": len(rows),
-        "dice_mean": float(dice.mean()),
-        "dice_sd": float(dice.std()),
-        "iou_mean": float(np.mean([r["iou"] for r in rows])),
-        "line_error_px_mean": float(np.nanmean(per_image_line))
-        if np.isfinite(per_image_line).any()
-        else float("nan"),
-        "superficial_error_px_mean": float(np.nanmean(sup)) if np.isfinite(sup).any() else None,
-        "deep_error_px_mean": float(np.nanmean(deep)) if np.isfinite(deep).any() else None,
-        "lines_missed": int(np.isnan(both).sum()),
-    }
-    if pixel_spacing_mm is not None:
-        res["line_error_mm_mean"] = res["line_error_px_mean"] * float(pixel_spacing_mm[0])
-    res["per_image"] = rows
-    return res
-
-
-def load_split(path: str | Path, part: str) -> list[str]:
-    """Names of one ``part`` ("train", "val", "test") of a saved split JSON (or a model card)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read split JSON ({exc})", path) from exc
-    data = data.get("split", data)
-    if part not in data or not isinstance(data[part], list):
-        raise InputError(f"split has no list {part!r}; parts: train, val, test", path)
-    return list(data[part])

@@ -1,4 +1,4 @@
-"""Segmenter training: split, augmentation, a small learning run, fine-tuning, evaluation."""
+"""Segmenter training: split, augmentation, a small learning run, resume, fine-tuning, scoring."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ import pytest
 from PIL import Image
 
 from musclestate.errors import ConfigError, InputError
+from musclestate.roi.evaluate import dice_iou, evaluate, list_pairs, load_split
 from musclestate.roi.segment import NetworkConfig, load_segmenter
-from musclestate.roi.train import (
+from musclestate.training.segmenter import (
     Augmentation,
-    TrainConfig,
+    SegmenterTrainConfig,
     augment,
-    dice_iou,
-    evaluate,
-    list_pairs,
-    load_split,
     make_split,
     train_segmenter,
 )
@@ -100,19 +97,24 @@ def test_bad_folders_and_configs(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a folder"):
         list_pairs(tmp_path / "nope", tmp_path / "m")
     with pytest.raises(ConfigError):
-        TrainConfig(epochs=0)
+        SegmenterTrainConfig(epochs=0)
     with pytest.raises(ConfigError):
-        TrainConfig(test_fraction=0.5, val_fraction=0.45)
+        SegmenterTrainConfig(test_fraction=0.5, val_fraction=0.45)
 
 
 def test_training_learns_bands_and_fine_tunes(tmp_path: Path) -> None:
     images, masks = synthetic_pairs(tmp_path / "data", 28, seed=0)
     net = NetworkConfig(input_size=64, channels=(8, 16, 32), strides=(2, 2), num_res_units=0)
-    cfg = TrainConfig(
+    cfg = SegmenterTrainConfig(
         epochs=12, batch_size=4, lr=5e-3, seed=0, test_fraction=0.2, val_fraction=0.15
     )
+    seen: list = []
     out = train_segmenter(images, masks, tmp_path / "m.safetensors", cfg, network_config=net,
-                          progress=False)  # fmt: skip
+                          progress=seen.append)  # fmt: skip
+    epochs = [e for e in seen if e.stage == "train"]
+    assert [e.done for e in epochs] == list(range(1, 13)) and epochs[0].unit == "epochs"
+    assert [e.done for e in seen if e.stage == "evaluate"] == list(range(1, 7))
+    assert (tmp_path / "m_training" / "checkpoints" / "last.ckpt").is_file()
     card = json.loads(out.with_suffix(".json").read_text())
     split = load_split(tmp_path / "m.split.json", "test")
     assert split == card["split"]["test"] and len(split) == 6
@@ -128,8 +130,8 @@ def test_training_learns_bands_and_fine_tunes(tmp_path: Path) -> None:
     assert res["line_error_px_mean"] < 3.0
     # fine-tuning keeps the architecture and starts from the given weights
     tuned = train_segmenter(
-        images, masks, tmp_path / "t.safetensors", TrainConfig(epochs=1, batch_size=4, lr=1e-4),
-        init_from=out, progress=False,
+        images, masks, tmp_path / "t.safetensors",
+        SegmenterTrainConfig(epochs=1, batch_size=4, lr=1e-4), init_from=out,
     )  # fmt: skip
     tcard = json.loads(tuned.with_suffix(".json").read_text())
     assert tcard["network"]["channels"] == [8, 16, 32]
