@@ -139,3 +139,34 @@ def test_training_learns_bands_and_fine_tunes(tmp_path: Path) -> None:
     assert evaluate(load_segmenter(tuned), images, masks, split)["dice_mean"] > 0.6
     with pytest.raises(ConfigError):
         train_segmenter(images, masks, tmp_path / "x.pt", cfg)
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path: Path, monkeypatch) -> None:
+    """Batch order and augmentation are seeded per (epoch, batch): a resumed run matches."""
+    from safetensors.torch import load_file
+
+    from musclestate.training.module import SegmenterModule
+
+    images, masks = synthetic_pairs(tmp_path / "data", 12, seed=1)
+    net = NetworkConfig(input_size=32, channels=(4, 8), strides=(2,), num_res_units=0)
+    cfg = SegmenterTrainConfig(epochs=3, batch_size=4, seed=2, test_fraction=0.0)
+    full = train_segmenter(images, masks, tmp_path / "full.safetensors", cfg, network_config=net)
+
+    def crash(self, *_: object) -> None:
+        if self.current_epoch == 2:
+            raise RuntimeError("simulated interruption")
+
+    cut = tmp_path / "cut.safetensors"
+    with monkeypatch.context() as m:
+        m.setattr(SegmenterModule, "on_train_epoch_start", crash, raising=False)
+        with pytest.raises(RuntimeError, match="simulated interruption"):
+            train_segmenter(images, masks, cut, cfg, network_config=net)
+    assert not cut.exists()
+    seen: list = []
+    train_segmenter(images, masks, cut, cfg, network_config=net, resume=True, progress=seen.append)
+    assert [e.done for e in seen] == [3]  # continued after the two saved epochs
+    a, b = load_file(str(full)), load_file(str(cut))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    ca, cb = (json.loads(p.with_suffix(".json").read_text())["training"] for p in (full, cut))
+    assert ca["best_epoch"] == cb["best_epoch"] and ca["epochs_run"] == cb["epochs_run"] == 3
+    assert "metrics_test" not in json.loads(cut.with_suffix(".json").read_text())
