@@ -46,7 +46,7 @@ def _metrics(seg: Any, images: Path, masks: Path, names: list[str]) -> dict[str,
 def _shipped_split() -> dict[str, Any]:
     from musclestate.roi.segment import SHIPPED_WEIGHTS, read_card
 
-    return read_card(SHIPPED_WEIGHTS)["split"]
+    return read_card(SHIPPED_WEIGHTS).split
 
 
 def train(args: argparse.Namespace) -> None:

@@ -298,6 +298,7 @@ def train_segmenter(
     from musclestate.roi.segment import (
         NetworkConfig,
         Segmenter,
+        SegmenterCard,
         build_network,
         load_segmenter,
         normalise,
@@ -370,25 +371,34 @@ def train_segmenter(
     minutes = (time.perf_counter() - t0) / 60
     network = module.net.eval()
 
-    card: dict[str, Any] = {
-        "task": "aponeurosis segmentation (probability per pixel) of longitudinal B-mode images",
-        "input": {
+    sources = [DLTRACK_SOURCE] if "dltrack" in str(images).lower() else []
+    if config.phantom_frames:
+        phantom = {
+            "name": "musclestate phantom",
+            "function": "musclestate.phantom.sample_labelled_frames",
+        }
+        sources.append(phantom)
+    card = SegmenterCard(
+        network=net_config,
+        musclestate_version=__version__,
+        task="aponeurosis segmentation (probability per pixel) of longitudinal B-mode images",
+        input={
             "size": [size, size],
             "preprocessing": "greyscale, letterboxed (aspect kept, zero padding), per-image "
             "standardisation",
         },
-        "output": "sigmoid probability of aponeurosis; threshold 0.5",
-        "data": {
+        output="sigmoid probability of aponeurosis; threshold 0.5",
+        data={
             "images": str(images),
             "masks": str(masks),
             "n_images": len(names),
-            "sources": [DLTRACK_SOURCE] if "dltrack" in str(images).lower() else [],
+            "sources": sources,
             "phantom_frames": config.phantom_frames,
             "note": "the DL_Track images carry no participant ids, so the split is by image; "
             "images of one person may fall on both sides",
         },
-        "split": split,
-        "training": {
+        split=split,
+        training={
             **config.to_dict(),
             "init_from": init,
             "best_epoch": fit.best_epoch,
@@ -397,19 +407,12 @@ def train_segmenter(
             "minutes": round(minutes, 2),
             "torch": torch.__version__,
         },
-        "musclestate_version": __version__,
-    }
-    if config.phantom_frames:
-        card["data"]["sources"].append(
-            {
-                "name": "musclestate phantom",
-                "function": "musclestate.phantom.sample_labelled_frames",
-            }
-        )
+    )
     if split["test"]:
         metrics = evaluate(
             Segmenter(network, net_config, card), images, masks, split["test"], progress=progress
         )
-        card["metrics_test"] = {k: v for k, v in metrics.items() if k != "per_image"}
-    save_segmenter(out, network, net_config, card)
+        summary = {k: v for k, v in metrics.items() if k != "per_image"}
+        card = dataclasses.replace(card, metrics_test=summary)
+    save_segmenter(out, network, card)
     return out
