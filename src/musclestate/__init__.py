@@ -49,6 +49,7 @@ _API: dict[str, str] = {
     "show_roi": "musclestate.roi.show",
     "evaluate_segmenter": "musclestate.roi.evaluate",
     "train_segmenter": "musclestate.training.segmenter",
+    "SegmenterTrainConfig": "musclestate.training.segmenter",
     "ROIConfig": "musclestate.roi.pipeline",
     "evaluate_architecture": "musclestate.architecture.evaluate",
     "measure_image": "musclestate.architecture.measure",
