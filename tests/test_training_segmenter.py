@@ -170,3 +170,14 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path: Path, monkeypatch
     ca, cb = (json.loads(p.with_suffix(".json").read_text())["training"] for p in (full, cut))
     assert ca["best_epoch"] == cb["best_epoch"] and ca["epochs_run"] == cb["epochs_run"] == 3
     assert "metrics_test" not in json.loads(cut.with_suffix(".json").read_text())
+
+
+def test_a_time_limit_ends_training_early_with_a_validated_model(tmp_path: Path) -> None:
+    images, masks = synthetic_pairs(tmp_path / "data", 10, seed=3)
+    net = NetworkConfig(input_size=32, channels=(4, 8), strides=(2,), num_res_units=0)
+    cfg = SegmenterTrainConfig(epochs=3, batch_size=2, test_fraction=0.0, max_minutes=1e-6)
+    out = train_segmenter(images, masks, tmp_path / "m.safetensors", cfg, network_config=net)
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    assert training["epochs_run"] < 3 and training["best_epoch"] == 0
+    assert 0 <= training["best_val_dice"] <= 1
+    load_segmenter(out)

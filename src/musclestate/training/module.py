@@ -35,7 +35,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from musclestate.errors import DatasetError
+from musclestate.errors import ConfigError, DatasetError
 from musclestate.models.networks import LOGVAR_RANGE, build_network, drop_extra_outputs
 from musclestate.progress import ProgressEvent, ProgressFn
 from musclestate.training.config import TrainConfig
@@ -521,6 +521,7 @@ def fit_module(
 
     Raises:
         KeyboardInterrupt: the fit was interrupted (continue it with ``resume``).
+        ConfigError: ``max_minutes`` ended the fit before the first validation.
     """
     workdir = Path(workdir)
     ckpt_dir = workdir / "checkpoints"
@@ -575,6 +576,11 @@ def fit_module(
         # Lightning turns Ctrl-C into a normal return; an unfinished fit must not pass for done
         raise KeyboardInterrupt(f"training interrupted; continue it with resume ({ckpt_dir})")
 
+    if not checkpoint.best_model_path:
+        raise ConfigError(
+            f"the time limit ({max_minutes} min) ended training before the first epoch was "
+            "validated; allow more minutes"
+        )
     # Our own checkpoint written by this run (Lightning's format holds optimizer and callback
     # state, which needs the full unpickler); bundles handed to others never use pickle.
     ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
