@@ -507,8 +507,8 @@ def fit_module(
     strategy: str = "auto",
     deterministic: bool = True,
 ) -> ModuleFit:
-    """Fit ``module`` with Lightning and load its best weights back into it (on the CPU side of
-    the checkpoint), the one training loop of every musclestate network.
+    """Fit ``module`` with Lightning, then load its best checkpoint's weights back into it (on
+    the CPU, in eval mode): the one training loop of every musclestate network.
 
     Checkpoints go to ``workdir/checkpoints``: ``last.ckpt`` every epoch and
     ``best-epoch=NNN.ckpt`` (best ``monitor`` by ``mode``, ``"min"`` or ``"max"``); the logged
