@@ -1,4 +1,4 @@
-"""Train the aponeurosis segmenter on a GPU with :func:`musclestate.roi.train_segmenter`.
+"""Train the aponeurosis segmenter on a GPU with :func:`musclestate.train_segmenter`.
 
 Two steps, each a call of this script:
 
@@ -37,7 +37,7 @@ from typing import Any
 
 
 def _metrics(seg: Any, images: Path, masks: Path, names: list[str]) -> dict[str, Any]:
-    from musclestate.roi.train import evaluate
+    from musclestate.roi.evaluate import evaluate
 
     res = evaluate(seg, images, masks, names)
     return {k: v for k, v in res.items() if k != "per_image"}
@@ -46,14 +46,15 @@ def _metrics(seg: Any, images: Path, masks: Path, names: list[str]) -> dict[str,
 def _shipped_split() -> dict[str, Any]:
     from musclestate.roi.segment import SHIPPED_WEIGHTS, read_card
 
-    return read_card(SHIPPED_WEIGHTS)["split"]
+    return read_card(SHIPPED_WEIGHTS).split
 
 
 def train(args: argparse.Namespace) -> None:
     import torch
 
+    from musclestate.roi.evaluate import list_pairs
     from musclestate.roi.segment import NetworkConfig, load_segmenter
-    from musclestate.roi.train import TrainConfig, list_pairs, make_split, train_segmenter
+    from musclestate.training.segmenter import SegmenterTrainConfig, make_split, train_segmenter
 
     names = list_pairs(args.images, args.masks)
     split = make_split(names, seed=0, test_fraction=0.15, val_fraction=0.1)
@@ -67,7 +68,7 @@ def train(args: argparse.Namespace) -> None:
             "high"
         )  # TF32 convolutions/products: a script, not the library
     net = NetworkConfig(input_size=args.input_size)
-    base = TrainConfig(
+    base = SegmenterTrainConfig(
         epochs=2,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -82,7 +83,7 @@ def train(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     cal = train_segmenter(
         args.images, args.masks, work / f"{args.name}_cal.safetensors", base,
-        network_config=net, progress=False,
+        network_config=net,
     )  # fmt: skip
     cal_card = json.loads(cal.with_suffix(".json").read_text())
     overhead_min = (time.perf_counter() - t0) / 60 - cal_card["training"]["minutes"]
@@ -96,7 +97,7 @@ def train(args: argparse.Namespace) -> None:
     cfg = dataclasses.replace(base, epochs=epochs, max_minutes=args.minutes * 1.15)
     out = train_segmenter(
         args.images, args.masks, work / f"{args.name}.safetensors", cfg,
-        network_config=net, progress=False,
+        network_config=net,
     )  # fmt: skip
     card = json.loads(out.with_suffix(".json").read_text())
     seg = load_segmenter(out)

@@ -54,10 +54,10 @@ class BandSegmenter:
     """Stand-in for the U-Net: pixels brighter than 200 are aponeurosis."""
 
     def __init__(self) -> None:
-        from musclestate.roi.segment import NetworkConfig
+        from musclestate.roi.segment import NetworkConfig, SegmenterCard
 
         self.config = NetworkConfig(input_size=64, channels=(4, 8), strides=(2,))
-        self.card: dict = {}
+        self.card = SegmenterCard(network=self.config)
         self.calls = 0
 
     def predict(self, frames: np.ndarray, *, batch_size: int = 16) -> np.ndarray:
@@ -315,7 +315,7 @@ def test_onnx_segmenter_matches_torch_segmenter() -> None:
 
     torch.manual_seed(0)
     cfg = NetworkConfig(input_size=64, channels=(4, 8, 16), strides=(2, 2))
-    seg = Segmenter(build_network(cfg), cfg, {})
+    seg = Segmenter(build_network(cfg), cfg)
     frames = band_frames(3, 50, 70)
     np.testing.assert_allclose(OnnxSegmenter(seg).predict(frames), seg.predict(frames), atol=1e-4)
 

@@ -43,10 +43,10 @@ def test_bar_has_a_row_per_stage_and_completes_earlier_rows():
 
 
 def test_training_reports_epochs_as_parts_and_ensemble_members_in_one_row():
-    from musclestate.training.module import _member_progress, _Progress
+    from musclestate.training.module import EpochProgress, _member_progress
 
     seen: list[ProgressEvent] = []
-    cb = _Progress(seen.append, total=10, part=2, parts=4)
+    cb = EpochProgress(seen.append, total=10, part=2, parts=4)
     cb.on_train_epoch_end(SimpleNamespace(is_global_zero=True, current_epoch=4), None)
     cb.on_train_epoch_end(SimpleNamespace(is_global_zero=False, current_epoch=5), None)
     assert seen == [ProgressEvent("train", 5, 10, "epochs", part=2, parts=4)]

@@ -15,11 +15,13 @@ from musclestate.roi.segment import (
     Letterbox,
     NetworkConfig,
     Segmenter,
+    SegmenterCard,
     build_network,
     card_path,
     from_output,
     load_segmenter,
     mask_to_input,
+    read_card,
     save_segmenter,
 )
 
@@ -48,22 +50,26 @@ def tiny() -> tuple[object, NetworkConfig]:
 @pytest.mark.slow
 def test_save_load_round_trip(tmp_path: Path) -> None:
     net, cfg = tiny()
-    path = save_segmenter(tmp_path / "m.safetensors", net, cfg, {"note": "tiny"})
+    card = SegmenterCard(network=cfg, task="tiny", split={"test": ["a.png"]})
+    path = save_segmenter(tmp_path / "m.safetensors", net, card)
     seg = load_segmenter(path)
     frames = np.random.default_rng(0).integers(0, 255, (3, 40, 50), dtype=np.uint8)
-    p1 = Segmenter(net, cfg, {}).predict(frames)
+    p1 = Segmenter(net, cfg).predict(frames)
     p2 = seg.predict(frames)
     assert p1.shape == (3, 40, 50) and p1.dtype == np.float32
     np.testing.assert_array_equal(p1, p2)
     assert seg.predict(frames[0]).shape == (40, 50)
-    assert seg.card["note"] == "tiny" and seg.card["network"]["channels"] == [4, 8]
+    assert seg.card == card and seg.card.network.channels == (4, 8)
+    on_disk = json.loads(card_path(path).read_text())
+    assert list(on_disk) == ["format", "musclestate_version", "network", "task", "split"]
+    assert on_disk["network"]["architecture"] == "monai.networks.nets.UNet"
     with pytest.raises(InputError, match="uint8"):
         seg.predict(frames.astype(np.float32))
 
 
 def test_refuses_what_is_not_a_segmenter(tmp_path: Path) -> None:
     net, cfg = tiny()
-    good = save_segmenter(tmp_path / "m.safetensors", net, cfg, {})
+    good = save_segmenter(tmp_path / "m.safetensors", net, SegmenterCard(network=cfg))
     with pytest.raises(BundleError, match="never a pickle"):
         load_segmenter(tmp_path / "m.pt")
     with pytest.raises(BundleError, match="not found"):
@@ -83,9 +89,36 @@ def test_refuses_what_is_not_a_segmenter(tmp_path: Path) -> None:
         load_segmenter(good)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format": "musclestate-segmenter/2"}, "not a musclestate segmenter"),
+        ({"metrics_tset": {}}, r"unknown key\(s\) \['metrics_tset'\]"),
+        ({"musclestate_version": None}, "lacks musclestate_version"),
+        ({"network": None}, "no network"),
+        ({"network": {"architecture": "SegResNet"}}, "is not 'monai"),
+        ({"network": {"input_size": 30}}, "network settings not understood"),
+        ({"network": {"input_size": 32, "widths": [4]}}, "network settings not understood"),
+        ({"split": ["a.png"]}, "'split' must be a JSON Mapping"),
+        ({"reproduce": "musclestate roi train"}, "'reproduce' must be a JSON list"),
+        ({"task": 3}, "'task' must be a JSON str"),
+    ],
+)
+def test_card_refuses_what_it_does_not_know(tmp_path: Path, change: dict, message: str) -> None:
+    net, cfg = tiny()
+    good = save_segmenter(tmp_path / "m.safetensors", net, SegmenterCard(network=cfg))
+    card = {**json.loads(card_path(good).read_text()), **change}
+    card_path(good).write_text(json.dumps(card))
+    with pytest.raises(BundleError, match=message) as err:
+        read_card(good)
+    assert err.value.path == card_path(good)
+
+
 def test_shipped_model_card() -> None:
     assert SHIPPED_WEIGHTS.stat().st_size < 5_000_000
     card = json.loads(card_path(SHIPPED_WEIGHTS).read_text())
+    # the one reader reads every key of the shipped card and writes it back unchanged
+    assert read_card(SHIPPED_WEIGHTS).to_dict() == card
     src = card["data"]["sources"][0]
     assert src["licence"] == "Apache-2.0" and "arXiv:2009.04790" in src["citation"]
     assert card["input"]["size"] == [card["network"]["input_size"]] * 2

@@ -26,16 +26,20 @@ def roi_train(
     ] = None,
     epochs: Annotated[int, typer.Option(help="Passes over the training images.")] = 40,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of split, weights and augmentation.")] = 0,
     test_fraction: Annotated[float, typer.Option(help="Share of images held out.")] = 0.15,
     phantom_frames: Annotated[int, typer.Option(help="Phantom frames added to training.")] = 0,
     max_minutes: Annotated[float | None, typer.Option(help="Wall-time limit.")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue an interrupted run of the same --out from its checkpoint."),
+    ] = False,
 ) -> None:
     """Train (or fine-tune) the aponeurosis segmenter; writes weights, card and split JSON."""
-    from musclestate.roi.train import TrainConfig, train_segmenter
+    from musclestate.training.segmenter import SegmenterTrainConfig, train_segmenter
 
-    cfg = TrainConfig(
+    cfg = SegmenterTrainConfig(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -44,7 +48,10 @@ def roi_train(
         phantom_frames=phantom_frames,
         max_minutes=max_minutes,
     )
-    path = train_segmenter(images, masks, out, cfg, init_from=init_from)
+    with progress_bar() as progress:
+        path = train_segmenter(
+            images, masks, out, cfg, init_from=init_from, resume=resume, progress=progress
+        )
     typer.echo(f"wrote {path} (card {path.with_suffix('.json').name})")
 
 

@@ -6,7 +6,8 @@
 - :func:`measure` (thickness, aponeurosis angles, fascicle orientation, pennation, echo);
 - :func:`process_frames` / :func:`apply_roi` (a recording / a whole dataset, :class:`ROIConfig`);
 - :func:`show_roi` (``musclestate roi show``);
-- :func:`train_segmenter` / :func:`evaluate_segmenter` (``musclestate roi train`` / ``evaluate``).
+- :func:`evaluate_segmenter` (``musclestate roi evaluate``; training of the segmenter is
+  :func:`musclestate.training.segmenter.train_segmenter`, ``musclestate roi train``).
 
 Names load lazily so that ``import musclestate.roi`` does not import torch.
 """
@@ -33,9 +34,7 @@ _NAMES = {
     "process_frames": "musclestate.roi.pipeline",
     "apply_roi": "musclestate.roi.pipeline",
     "overlay": "musclestate.roi.pipeline",
-    "TrainConfig": "musclestate.roi.train",
-    "train_segmenter": "musclestate.roi.train",
-    "evaluate": "musclestate.roi.train",
+    "evaluate": "musclestate.roi.evaluate",
     "evaluate_segmenter": "musclestate.roi.evaluate",
     "show_roi": "musclestate.roi.show",
 }

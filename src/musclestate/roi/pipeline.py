@@ -298,8 +298,8 @@ def roi_attrs(config: ROIConfig, segmenter: Any = None) -> dict[str, Any]:
         model.update(
             {
                 "input_size": segmenter.config.input_size,
-                "musclestate_version": card.get("musclestate_version"),
-                "metrics_test": card.get("metrics_test"),
+                "musclestate_version": card.musclestate_version,
+                "metrics_test": card.metrics_test,
             }
         )
     return {

@@ -6,7 +6,7 @@ aponeuroses by Cronin, Finni & Seynnes 2020, arXiv:2009.04790). Frames of any si
 up with a scanner's frame rate; probabilities are mapped back to the frame's own pixel grid.
 
 Weights travel as safetensors with a JSON card beside them (``model.safetensors`` +
-``model.json``): never pickle, so a model from a stranger cannot run code.
+``model.json``, :class:`SegmenterCard`): never pickle, so a model from a stranger cannot run code.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
 SHIPPED_WEIGHTS = SHIPPED_DIR / "aponeurosis.safetensors"
 
 CARD_FORMAT = "musclestate-segmenter/1"
+#: The network class a card's ``network.architecture`` names (the only one built here).
+ARCHITECTURE = "monai.networks.nets.UNet"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,111 @@ def build_network(config: NetworkConfig) -> Any:
         strides=config.strides,
         num_res_units=config.num_res_units,
     )
+
+
+@dataclass(frozen=True)
+class SegmenterCard:
+    """The JSON card beside a segmenter's weights (format ``musclestate-segmenter/1``).
+
+    On disk: ``{"format", "musclestate_version", "network": {"architecture", **NetworkConfig},
+    ...}`` then the fields below in order; absent (``None``) fields are left out. Sections other
+    than ``network`` are JSON objects as written by
+    :func:`~musclestate.training.segmenter.train_segmenter` (``data``: sources, licence,
+    citation; ``split``: ``seed``, ``unit``, ``train``/``val``/``test`` names; ``training``: the
+    run's settings and outcome) or added by hand to a shipped model's card (``checks_val``,
+    ``training_stages``, ``reproduce``, ``reproduce_note``, ``evaluate``: how it was made and
+    checked). Unknown keys are refused (:meth:`from_dict`), so a misspelt key cannot pass unseen.
+
+    Attributes:
+        network: the architecture and input size.
+        musclestate_version: the package version that wrote the card.
+        task / output: what the network computes, in words.
+        input: ``{"size": [s, s], "preprocessing": ...}``.
+        data, split, training: see above.
+        metrics_test / metrics_val: :func:`musclestate.roi.evaluate.evaluate` summaries on the
+            split's test / validation images.
+    """
+
+    network: NetworkConfig
+    musclestate_version: str = ""
+    task: str | None = None
+    input: dict[str, Any] | None = None
+    output: str | None = None
+    data: dict[str, Any] | None = None
+    split: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    metrics_test: dict[str, Any] | None = None
+    metrics_val: dict[str, Any] | None = None
+    checks_val: dict[str, Any] | None = None
+    training_stages: list[Any] | None = None
+    reproduce: list[str] | None = None
+    reproduce_note: str | None = None
+    evaluate: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.musclestate_version:
+            from musclestate import __version__
+
+            object.__setattr__(self, "musclestate_version", __version__)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as written to disk (JSON types, key order kept)."""
+        out: dict[str, Any] = {
+            "format": CARD_FORMAT,
+            "musclestate_version": self.musclestate_version,
+            "network": {"architecture": ARCHITECTURE, **self.network.to_dict()},
+        }
+        for f in dataclasses.fields(self)[2:]:
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any) -> SegmenterCard:
+        """Check and read a card dict.
+
+        Raises:
+            BundleError: not an object, another ``format``, unknown or missing keys, a section of
+                the wrong JSON type, or network settings :class:`NetworkConfig` refuses.
+        """
+        if not isinstance(d, Mapping):
+            raise BundleError(f"a segmenter card must be a JSON object, got {type(d).__name__}")
+        if d.get("format") != CARD_FORMAT:
+            raise BundleError(
+                f"card format {d.get('format')!r} is not {CARD_FORMAT!r}; not a musclestate "
+                "segmenter"
+            )
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - {"format", *names})
+        if unknown:
+            raise BundleError(f"unknown key(s) {unknown} in the card; valid keys are {names}")
+        if not isinstance(d.get("musclestate_version"), str) or not d["musclestate_version"]:
+            raise BundleError("the card lacks musclestate_version (the version that wrote it)")
+        net = d.get("network")
+        if not isinstance(net, Mapping):
+            raise BundleError("the card has no network object")
+        if net.get("architecture", ARCHITECTURE) != ARCHITECTURE:
+            raise BundleError(
+                f"network.architecture {net['architecture']!r} is not {ARCHITECTURE!r}"
+            )
+        try:
+            config = NetworkConfig(**{k: v for k, v in net.items() if k != "architecture"})
+        except (TypeError, InputError) as exc:
+            raise BundleError(f"card network settings not understood ({exc})") from exc
+        kinds = {"input": Mapping, "data": Mapping, "split": Mapping, "training": Mapping,
+                 "metrics_test": Mapping, "metrics_val": Mapping, "checks_val": Mapping,
+                 "training_stages": list, "reproduce": list}  # fmt: skip
+        kw: dict[str, Any] = {}
+        for name in names[1:]:
+            value = d.get(name)
+            want = kinds.get(name, str)
+            if value is not None and not isinstance(value, want):
+                raise BundleError(
+                    f"card key {name!r} must be a JSON {want.__name__}, got {value!r}"
+                )
+            kw[name] = dict(value) if isinstance(value, Mapping) else value
+        return cls(network=config, **{k: v for k, v in kw.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -150,13 +258,17 @@ class Segmenter:
     """A trained aponeurosis network with its card.
 
     ``predict(frames)`` maps ``(N, H, W)`` uint8 frames to ``(N, H, W)`` float32 aponeurosis
-    probabilities. Inference runs in batches under ``torch.inference_mode``.
+    probabilities. Inference runs in batches under ``torch.inference_mode``. ``config`` is the
+    network's input setting in use (it may differ from ``card.network`` when run at another
+    input size); ``card`` defaults to a bare card of ``config``.
     """
 
-    def __init__(self, network: Any, config: NetworkConfig, card: dict[str, Any]) -> None:
+    def __init__(
+        self, network: Any, config: NetworkConfig, card: SegmenterCard | None = None
+    ) -> None:
         self.network = network.eval()
         self.config = config
-        self.card = card
+        self.card = SegmenterCard(network=config) if card is None else card
 
     def predict_input(self, x: Any) -> Any:
         """Probabilities ``(N, 1, s, s)`` for a letterboxed input tensor ``(N, 1, s, s)``."""
@@ -197,46 +309,44 @@ def card_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def save_segmenter(path: str | Path, network: Any, config: NetworkConfig, card: dict) -> Path:
-    """Write ``path`` (safetensors, float32 weights) and its JSON card atomically."""
+def save_segmenter(path: str | Path, network: Any, card: SegmenterCard) -> Path:
+    """Write ``path`` (safetensors, float32 weights) and its JSON card atomically.
+
+    ``network`` must be the one ``card.network`` describes. Raises :class:`InputError` when
+    ``path`` is not a ``.safetensors`` file.
+    """
     from safetensors.torch import save_file
 
-    from musclestate import __version__
     from musclestate._atomic import atomic_file, write_text_atomic
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise InputError("segmenter weights must be a .safetensors file", path)
     state = {k: v.detach().float().contiguous().cpu() for k, v in network.state_dict().items()}
-    full = {
-        "format": CARD_FORMAT,
-        "musclestate_version": __version__,
-        "network": {"architecture": "monai.networks.nets.UNet", **config.to_dict()},
-        **{k: v for k, v in card.items() if k not in {"format", "network"}},
-    }
     with atomic_file(path, suffix=".safetensors") as tmp:
         save_file(state, str(tmp), metadata={"format": CARD_FORMAT})
-    write_text_atomic(card_path(path), json.dumps(full, indent=2) + "\n")
+    write_text_atomic(card_path(path), json.dumps(card.to_dict(), indent=2) + "\n")
     return path
 
 
-def read_card(path: str | Path) -> dict[str, Any]:
+def read_card(path: str | Path) -> SegmenterCard:
     """Read and check the JSON card beside the weights ``path`` (the one reader of segmenter
     cards; an estimator bundle's card is another kind, :func:`musclestate.models.card.read_card`).
+
+    Raises:
+        BundleError: no card, unreadable JSON, or a card :meth:`SegmenterCard.from_dict`
+            refuses (the message names the card file).
     """
     from musclestate._atomic import read_json
 
     cpath = card_path(path)
     if not cpath.is_file():
         raise BundleError(f"no model card {cpath.name} beside the weights", path)
-    card = read_json(cpath, "segmenter card", error=BundleError)
-    if card.get("format") != CARD_FORMAT:
-        raise BundleError(
-            f"card format {card.get('format')!r} is not {CARD_FORMAT!r}; not a musclestate "
-            "segmenter",
-            cpath,
-        )
-    return card
+    raw = read_json(cpath, "segmenter card", error=BundleError)
+    try:
+        return SegmenterCard.from_dict(raw)
+    except BundleError as exc:
+        raise BundleError(str(exc), cpath) from exc
 
 
 def load_segmenter(path: str | Path | None = None) -> Segmenter:
@@ -258,11 +368,7 @@ def load_segmenter(path: str | Path | None = None) -> Segmenter:
             "segmenter weights not found; train one with `musclestate roi train`", path
         )
     card = read_card(path)
-    net_cfg = {k: v for k, v in card["network"].items() if k != "architecture"}
-    try:
-        config = NetworkConfig(**net_cfg)
-    except TypeError as exc:
-        raise BundleError(f"card network settings not understood ({exc})", card_path(path)) from exc
+    config = card.network
     network = build_network(config)
     try:
         state = load_file(str(path))

@@ -1,7 +1,15 @@
-"""Lightning training of one estimator: module, data module, and :func:`fit_estimator`.
+"""Lightning training: musclestate's one module family and the one way a module is fitted.
 
-Loss: mean squared error of the normalised targets (unknown targets masked) plus the Gaussian
-negative log-likelihood of the log-variance head with the mean detached, so the spread is
+:class:`TrainingModule` holds what every task shares (a network ``net``, AdamW with a cosine
+learning-rate decay to 1/20); :class:`EstimatorModule` (muscle states from patches) and
+:class:`SegmenterModule` (aponeurosis masks from frames) add their loss and validation metric.
+:func:`fit_module` runs either the same way: Lightning checkpoints in ``workdir/checkpoints``
+(``last.ckpt`` every epoch plus the best by the monitored metric), a CSV log in ``workdir/logs``,
+``resume`` from ``last.ckpt``, optional early stopping and weight averaging, and
+:class:`~musclestate.progress.ProgressEvent` per epoch.
+
+Estimator loss: mean squared error of the normalised targets (unknown targets masked) plus the
+Gaussian negative log-likelihood of the log-variance head with the mean detached, so the spread is
 learned without pulling the mean (cf. Seitzer et al. 2022, "On the pitfalls of heteroscedastic
 uncertainty estimation with probabilistic neural networks", ICLR). Early stopping and the
 choice of checkpoint use the MSE on validation participants from the training side; the
@@ -27,7 +35,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from musclestate.errors import DatasetError
+from musclestate.errors import ConfigError, DatasetError
 from musclestate.models.networks import LOGVAR_RANGE, build_network, drop_extra_outputs
 from musclestate.progress import ProgressEvent, ProgressFn
 from musclestate.training.config import TrainConfig
@@ -54,7 +62,34 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
 
 
-class EstimatorModule(L.LightningModule):
+class TrainingModule(L.LightningModule):
+    """Base of musclestate's Lightning modules: one network ``net`` fitted with AdamW and a
+    cosine learning-rate decay from ``lr`` to ``lr / 20`` over ``schedule_steps`` scheduler steps
+    (epochs or optimiser steps, ``interval``). Subclasses add ``training_step`` and
+    ``validation_step``.
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        *,
+        lr: float,
+        weight_decay: float = 0.0,
+        schedule_steps: int,
+        interval: str = "epoch",
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self._optim = (float(lr), float(weight_decay), max(1, int(schedule_steps)), interval)
+
+    def configure_optimizers(self) -> Any:
+        lr, weight_decay, steps, interval = self._optim
+        opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 20)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
+
+
+class EstimatorModule(TrainingModule):
     """A registered network trained on normalised targets with a Gaussian head.
 
     Args:
@@ -68,15 +103,16 @@ class EstimatorModule(L.LightningModule):
     def __init__(
         self, config: TrainConfig, n_targets: int, n_aux: int = 0, n_features: int = 0
     ) -> None:
-        super().__init__()
+        net = build_network(
+            config.model.network, config.in_channels, n_targets, config.model.network_params, n_aux,
+            n_features=n_features,
+        )  # fmt: skip
+        o = config.optimisation
+        super().__init__(net, lr=o.lr, weight_decay=o.weight_decay, schedule_steps=o.epochs)
         self.config = config
         self.n_targets = n_targets
         self.n_aux = n_aux
         self.n_features = n_features
-        self.net = build_network(
-            config.model.network, config.in_channels, n_targets, config.model.network_params, n_aux,
-            n_features=n_features,
-        )  # fmt: skip
 
     def forward(
         self, x: torch.Tensor, features: torch.Tensor | None = None
@@ -120,15 +156,58 @@ class EstimatorModule(L.LightningModule):
         self.log("val_mse", mse, on_epoch=True, sync_dist=True, batch_size=bs)
         self.log("val_nll", nll, on_epoch=True, sync_dist=True, batch_size=bs)
 
-    def configure_optimizers(self) -> Any:
-        c = self.config
-        opt = torch.optim.AdamW(
-            self.parameters(), lr=c.optimisation.lr, weight_decay=c.optimisation.weight_decay
-        )
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=c.optimisation.epochs, eta_min=c.optimisation.lr / 20
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+class SegmenterModule(TrainingModule):
+    """A binary segmentation network (logits ``(N, 1, s, s)``) trained with MONAI's
+    ``DiceCELoss`` (Dice + binary cross-entropy) and chosen by MONAI's ``DiceMetric``.
+
+    Batches are ``(x, y)``: ``(N, 1, s, s)`` uint8 letterboxed frames and masks (0..255, > 127
+    = foreground). ``augment(x, y, generator)`` changes each training batch (float 0..255 and
+    0..1 in, the same out); its ``torch.Generator`` is seeded by ``(seed, epoch, batch)``, so a
+    resumed run draws what an uninterrupted one would. ``normalise`` maps 0..255 frames to the
+    network's input. The learning rate decays per optimiser step over ``total_steps``.
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        *,
+        lr: float,
+        total_steps: int,
+        seed: int,
+        normalise: Callable[[Tensor], Tensor],
+        augment: Callable[[Tensor, Tensor, torch.Generator], tuple[Tensor, Tensor]] | None = None,
+    ) -> None:
+        from monai.losses import DiceCELoss
+        from monai.metrics import DiceMetric
+
+        super().__init__(net, lr=lr, schedule_steps=total_steps, interval="step")
+        self.loss = DiceCELoss(sigmoid=True, squared_pred=True, smooth_nr=1e-5, smooth_dr=1e-5)
+        # empty masks: both empty = 1, an empty truth with a non-empty prediction = 0
+        self.dice = DiceMetric(include_background=True, reduction="mean", ignore_empty=False)
+        self.seed, self.normalise, self.augment = int(seed), normalise, augment
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, 1, s, s)`` of frames ``(N, 1, s, s)`` in 0..255."""
+        return self.net(self.normalise(x.float()))
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch[0].float(), batch[1].float() / 255.0
+        if self.augment is not None:
+            seed = np.random.SeedSequence([self.seed, self.current_epoch, batch_idx])
+            gen = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
+            x, y = self.augment(x, y, gen)
+        loss = self.loss(self(x), (y > 0.5).float())
+        self.log("train_loss", loss, prog_bar=True, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.dice(self(x) > 0, y > 127)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val_dice", self.dice.aggregate().item())
+        self.dice.reset()
 
 
 def ema_with_warmup(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
@@ -195,8 +274,9 @@ class EstimatorData(L.LightningDataModule):
         return DataLoader(self.val_set, sampler=sampler, batch_size=None)
 
 
-class _Progress(Callback):
-    """Reports finished epochs as :class:`ProgressEvent` (unit ``"epochs"``)."""
+class EpochProgress(Callback):
+    """Reports finished epochs to ``progress`` as :class:`ProgressEvent` (unit ``"epochs"``,
+    ``total`` epochs, part ``part`` of ``parts``)."""
 
     def __init__(
         self,
@@ -342,15 +422,6 @@ def _fit_member(
     callbacks: list[Callback] | None,
 ) -> FitResult:
     """Train one network (see :func:`fit_estimator`) on exactly the given examples."""
-    ckpt_dir = workdir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    if not resume and workdir.exists():
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        shutil.rmtree(workdir / "logs", ignore_errors=True)
-    ckpt_path = str(last) if resume and last.exists() else None
-    if resume and ckpt_path is None:
-        log.info("no checkpoint in %s: training from the start", ckpt_dir)
-
     aux_norm = None
     if config.optimisation.aux_weight > 0:
         if train.features is None:
@@ -367,53 +438,17 @@ def _fit_member(
         f_norm = TargetNorm.fit_features(train.features)
         module.net.set_feature_norm(f_norm.mean, f_norm.sd)
     data = EstimatorData(train, val, norm, config, aux_norm)
-    checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best-{epoch:03d}",
-        monitor="val_mse",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-        every_n_epochs=1,
+    o, e = config.optimisation, config.execution
+    bar = (
+        None if progress is None else EpochProgress(progress, o.epochs, part, parts, stage, message)
     )
-    cbs: list[Callback] = [
-        checkpoint,
-        EarlyStopping(monitor="val_mse", mode="min", patience=config.optimisation.patience),
-    ]
-    if config.optimisation.ema_decay > 0:
-        # Lightning swaps the averaged weights in for validation and writes them as the
-        # checkpoint's state_dict (the raw ones as current_model_state, used on resume).
-        cbs.append(WeightAveraging(avg_fn=ema_with_warmup(config.optimisation.ema_decay)))
-    if progress is not None:
-        cbs.append(_Progress(progress, config.optimisation.epochs, part, parts, stage, message))
-    cbs += list(callbacks or [])
-    quiet_lightning()
-    trainer = L.Trainer(
-        max_epochs=config.optimisation.epochs,
-        accelerator=config.execution.accelerator,
-        devices=config.execution.devices,
-        num_nodes=config.execution.num_nodes,
-        strategy=config.execution.strategy,
-        callbacks=cbs,
-        logger=CSVLogger(workdir, name="", version="logs"),
-        deterministic=True,
-        use_distributed_sampler=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-    )
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-    if trainer.interrupted:
-        # Lightning turns Ctrl-C into a normal return; an unfinished fit must not pass for done
-        raise KeyboardInterrupt(f"training interrupted; continue it with resume ({ckpt_dir})")
-
-    best = checkpoint.best_model_path
-    # Our own checkpoint written by this run (Lightning's format holds optimizer and callback
-    # state, which needs the full unpickler); bundles handed to others never use pickle.
-    ckpt = torch.load(best, map_location="cpu", weights_only=False)
-    module.load_state_dict(ckpt["state_dict"])
-    module.eval()
+    fit = fit_module(
+        module, workdir, data=data, monitor="val_mse", mode="min", epochs=o.epochs,
+        resume=resume, patience=o.patience, ema_decay=o.ema_decay,
+        progress=bar,
+        callbacks=callbacks, accelerator=e.accelerator, devices=e.devices,
+        num_nodes=e.num_nodes, strategy=e.strategy, deterministic=True,
+    )  # fmt: skip
     net_state = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
     if n_aux:
         net_state = drop_extra_outputs(module.net, net_state, 2 * len(norm.mean))
@@ -423,18 +458,140 @@ def _fit_member(
         state_dict=net_state,
         norm=norm,
         sd_scale=sd_scale,
+        best_epoch=fit.best_epoch,
+        epochs_run=fit.epochs_run,
+        val_mse=fit.best_score,
+        is_global_zero=fit.is_global_zero,
+        members=((fit.best_epoch, fit.epochs_run, fit.best_score, len(train)),),
+    )
+
+
+@dataclass(frozen=True)
+class ModuleFit:
+    """What :func:`fit_module` reports of a finished fit (the module holds the best weights).
+
+    Attributes:
+        best_epoch: 0-based epoch of the best checkpoint.
+        best_score: its monitored metric.
+        epochs_run: epochs trained (fewer than asked after early stopping or ``max_minutes``).
+        is_global_zero: False in the non-zero processes of a DDP run (they should not write).
+        checkpoint_dir: ``workdir/checkpoints``.
+    """
+
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    is_global_zero: bool
+    checkpoint_dir: Path
+
+
+def fit_module(
+    module: TrainingModule,
+    workdir: str | Path,
+    *,
+    monitor: str,
+    mode: str,
+    epochs: int,
+    data: L.LightningDataModule | None = None,
+    train_loader: DataLoader | None = None,
+    val_loader: DataLoader | None = None,
+    resume: bool = False,
+    patience: int | None = None,
+    ema_decay: float = 0.0,
+    max_minutes: float | None = None,
+    progress: Callback | None = None,
+    callbacks: list[Callback] | None = None,
+    accelerator: str = "cpu",
+    devices: int | str | list[int] = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    deterministic: bool = True,
+) -> ModuleFit:
+    """Fit ``module`` with Lightning, then load its best checkpoint's weights back into it (on
+    the CPU, in eval mode): the one training loop of every musclestate network.
+
+    Checkpoints go to ``workdir/checkpoints``: ``last.ckpt`` every epoch and
+    ``best-epoch=NNN.ckpt`` (best ``monitor`` by ``mode``, ``"min"`` or ``"max"``); the logged
+    metrics to ``workdir/logs/metrics.csv``. ``resume=True`` continues from ``last.ckpt`` when
+    it exists; without it, old checkpoints and logs in ``workdir`` are removed first. Data come
+    from ``data`` or from ``train_loader`` and ``val_loader``. ``patience`` (epochs without
+    improvement) stops early; ``ema_decay`` > 0 validates and saves an exponential moving average
+    of the weights (:func:`ema_with_warmup`); ``max_minutes`` limits the wall time; ``progress``
+    is a :class:`EpochProgress` callback. Distributed settings go to the Trainer unchanged.
+
+    Raises:
+        KeyboardInterrupt: the fit was interrupted (continue it with ``resume``).
+        ConfigError: ``max_minutes`` ended the fit before the first validation.
+    """
+    workdir = Path(workdir)
+    ckpt_dir = workdir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if not resume and workdir.exists():
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        shutil.rmtree(workdir / "logs", ignore_errors=True)
+    ckpt_path = str(last) if resume and last.exists() else None
+    if resume and ckpt_path is None:
+        log.info("no checkpoint in %s: training from the start", ckpt_dir)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-{epoch:03d}",
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
+        save_last=True,
+        every_n_epochs=1,
+    )
+    cbs: list[Callback] = [checkpoint]
+    if patience is not None:
+        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
+    if ema_decay > 0:
+        # Lightning swaps the averaged weights in for validation and writes them as the
+        # checkpoint's state_dict (the raw ones as current_model_state, used on resume).
+        cbs.append(WeightAveraging(avg_fn=ema_with_warmup(ema_decay)))
+    if progress is not None:
+        cbs.append(progress)
+    cbs += list(callbacks or [])
+    quiet_lightning()
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        max_time=None if max_minutes is None else {"minutes": float(max_minutes)},
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        callbacks=cbs,
+        logger=CSVLogger(workdir, name="", version="logs"),
+        deterministic=deterministic,
+        use_distributed_sampler=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    if data is not None:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    else:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+    if trainer.interrupted:
+        # Lightning turns Ctrl-C into a normal return; an unfinished fit must not pass for done
+        raise KeyboardInterrupt(f"training interrupted; continue it with resume ({ckpt_dir})")
+
+    if not checkpoint.best_model_path:
+        raise ConfigError(
+            f"the time limit ({max_minutes} min) ended training before the first epoch was "
+            "validated; allow more minutes"
+        )
+    # Our own checkpoint written by this run (Lightning's format holds optimizer and callback
+    # state, which needs the full unpickler); bundles handed to others never use pickle.
+    ckpt = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(ckpt["state_dict"])
+    module.cpu().eval()
+    return ModuleFit(
         best_epoch=int(ckpt["epoch"]),
+        best_score=float(checkpoint.best_model_score),
         epochs_run=int(trainer.current_epoch),
-        val_mse=float(checkpoint.best_model_score),
         is_global_zero=bool(trainer.is_global_zero),
-        members=(
-            (
-                int(ckpt["epoch"]),
-                int(trainer.current_epoch),
-                float(checkpoint.best_model_score),
-                len(train),
-            ),
-        ),
+        checkpoint_dir=ckpt_dir,
     )
 
 

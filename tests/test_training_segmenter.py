@@ -1,4 +1,4 @@
-"""Segmenter training: split, augmentation, a small learning run, fine-tuning, evaluation."""
+"""Segmenter training: split, augmentation, a small learning run, resume, fine-tuning, scoring."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ import pytest
 from PIL import Image
 
 from musclestate.errors import ConfigError, InputError
+from musclestate.roi.evaluate import dice_iou, evaluate, list_pairs, load_split
 from musclestate.roi.segment import NetworkConfig, load_segmenter
-from musclestate.roi.train import (
+from musclestate.training.segmenter import (
     Augmentation,
-    TrainConfig,
+    SegmenterTrainConfig,
     augment,
-    dice_iou,
-    evaluate,
-    list_pairs,
-    load_split,
     make_split,
     train_segmenter,
 )
@@ -100,19 +97,24 @@ def test_bad_folders_and_configs(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a folder"):
         list_pairs(tmp_path / "nope", tmp_path / "m")
     with pytest.raises(ConfigError):
-        TrainConfig(epochs=0)
+        SegmenterTrainConfig(epochs=0)
     with pytest.raises(ConfigError):
-        TrainConfig(test_fraction=0.5, val_fraction=0.45)
+        SegmenterTrainConfig(test_fraction=0.5, val_fraction=0.45)
 
 
 def test_training_learns_bands_and_fine_tunes(tmp_path: Path) -> None:
     images, masks = synthetic_pairs(tmp_path / "data", 28, seed=0)
     net = NetworkConfig(input_size=64, channels=(8, 16, 32), strides=(2, 2), num_res_units=0)
-    cfg = TrainConfig(
+    cfg = SegmenterTrainConfig(
         epochs=12, batch_size=4, lr=5e-3, seed=0, test_fraction=0.2, val_fraction=0.15
     )
+    seen: list = []
     out = train_segmenter(images, masks, tmp_path / "m.safetensors", cfg, network_config=net,
-                          progress=False)  # fmt: skip
+                          progress=seen.append)  # fmt: skip
+    epochs = [e for e in seen if e.stage == "train"]
+    assert [e.done for e in epochs] == list(range(1, 13)) and epochs[0].unit == "epochs"
+    assert [e.done for e in seen if e.stage == "evaluate"] == list(range(1, 7))
+    assert (tmp_path / "m_training" / "checkpoints" / "last.ckpt").is_file()
     card = json.loads(out.with_suffix(".json").read_text())
     split = load_split(tmp_path / "m.split.json", "test")
     assert split == card["split"]["test"] and len(split) == 6
@@ -128,8 +130,8 @@ def test_training_learns_bands_and_fine_tunes(tmp_path: Path) -> None:
     assert res["line_error_px_mean"] < 3.0
     # fine-tuning keeps the architecture and starts from the given weights
     tuned = train_segmenter(
-        images, masks, tmp_path / "t.safetensors", TrainConfig(epochs=1, batch_size=4, lr=1e-4),
-        init_from=out, progress=False,
+        images, masks, tmp_path / "t.safetensors",
+        SegmenterTrainConfig(epochs=1, batch_size=4, lr=1e-4), init_from=out,
     )  # fmt: skip
     tcard = json.loads(tuned.with_suffix(".json").read_text())
     assert tcard["network"]["channels"] == [8, 16, 32]
@@ -137,3 +139,45 @@ def test_training_learns_bands_and_fine_tunes(tmp_path: Path) -> None:
     assert evaluate(load_segmenter(tuned), images, masks, split)["dice_mean"] > 0.6
     with pytest.raises(ConfigError):
         train_segmenter(images, masks, tmp_path / "x.pt", cfg)
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path: Path, monkeypatch) -> None:
+    """Batch order and augmentation are seeded per (epoch, batch): a resumed run matches."""
+    from safetensors.torch import load_file
+
+    from musclestate.training.module import SegmenterModule
+
+    images, masks = synthetic_pairs(tmp_path / "data", 12, seed=1)
+    net = NetworkConfig(input_size=32, channels=(4, 8), strides=(2,), num_res_units=0)
+    cfg = SegmenterTrainConfig(epochs=3, batch_size=4, seed=2, test_fraction=0.0)
+    full = train_segmenter(images, masks, tmp_path / "full.safetensors", cfg, network_config=net)
+
+    def crash(self, *_: object) -> None:
+        if self.current_epoch == 2:
+            raise RuntimeError("simulated interruption")
+
+    cut = tmp_path / "cut.safetensors"
+    with monkeypatch.context() as m:
+        m.setattr(SegmenterModule, "on_train_epoch_start", crash, raising=False)
+        with pytest.raises(RuntimeError, match="simulated interruption"):
+            train_segmenter(images, masks, cut, cfg, network_config=net)
+    assert not cut.exists()
+    seen: list = []
+    train_segmenter(images, masks, cut, cfg, network_config=net, resume=True, progress=seen.append)
+    assert [e.done for e in seen] == [3]  # continued after the two saved epochs
+    a, b = load_file(str(full)), load_file(str(cut))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    ca, cb = (json.loads(p.with_suffix(".json").read_text())["training"] for p in (full, cut))
+    assert ca["best_epoch"] == cb["best_epoch"] and ca["epochs_run"] == cb["epochs_run"] == 3
+    assert "metrics_test" not in json.loads(cut.with_suffix(".json").read_text())
+
+
+def test_a_time_limit_ends_training_early_with_a_validated_model(tmp_path: Path) -> None:
+    images, masks = synthetic_pairs(tmp_path / "data", 10, seed=3)
+    net = NetworkConfig(input_size=32, channels=(4, 8), strides=(2,), num_res_units=0)
+    cfg = SegmenterTrainConfig(epochs=3, batch_size=2, test_fraction=0.0, max_minutes=1e-6)
+    out = train_segmenter(images, masks, tmp_path / "m.safetensors", cfg, network_config=net)
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    assert training["epochs_run"] < 3 and training["best_epoch"] == 0
+    assert 0 <= training["best_val_dice"] <= 1
+    load_segmenter(out)
