@@ -81,8 +81,9 @@ def test_config_parts_and_the_flat_form() -> None:
         TrainConfig().replace(thread=2)
     with pytest.raises(ConfigError, match="unknown augment setting"):
         TrainConfig.from_dict({"augment": {"gian": 0.1}})
-    with pytest.raises(ConfigError, match="set one of the two"):
-        TrainConfig().replace(fuse_features=True, aux_weight=1.0)
+    with pytest.raises(ConfigError, match=r"set fuse_features false \(--no-fuse-features\)"):
+        TrainConfig().replace(aux_weight=1.0)  # fused by default
+    assert TrainConfig().replace(fuse_features=False, aux_weight=1.0).optimisation.aux_weight == 1
 
 
 def test_execution_settings_do_not_change_a_runs_identity() -> None:

@@ -41,7 +41,8 @@ def test_phantom_cohort_through_cv_and_bundle(roi_dataset: Path, tmp_path: Path)
     ds = open_dataset(roi_dataset)
     m = json.loads(metrics_path.read_text())
     assert set(m["targets"]) == set(ds.target_units) & set(m["targets"])
-    assert set(m["models"]) == {"cnn", "mean_predictor", "feature_baseline"}
+    # the default estimator is fused; the image-only network of the same folds stands beside it
+    assert set(m["models"]) == {"cnn", "cnn_image_only", "mean_predictor", "feature_baseline"}
     assert sorted(m["models"]["cnn"]["per_participant"]) == sorted(ds.participants)
     for pid in ds.participants:
         assert (tmp_path / "run" / "predictions" / f"{pid}.csv").is_file()
@@ -50,7 +51,8 @@ def test_phantom_cohort_through_cv_and_bundle(roi_dataset: Path, tmp_path: Path)
     assert b.card.roi["feature_names"] == list(roi_attrs["feature_names"])
     rid = ds.recordings[0].id
     patches = ds.derived("roi").get(rid, "patches")
-    out = b.predict(patches)
+    assert b.card.input.features == tuple(roi_attrs["feature_names"])
+    out = b.predict(patches, features=ds.derived("roi").get(rid, "features"))
     assert set(out) == set(m["targets"])
     for mean, sd in out.values():
         assert mean.shape == (patches.shape[0],) and np.all(np.isfinite(mean)) and np.all(sd > 0)
