@@ -177,7 +177,9 @@ def _soleus(
         return None
     line = found[0]
     lower = Line(line.row_c * f + (f - 1) / 2, line.angle_deg)
-    thickness = inner_thickness_px(image, deep, lower, config.edge_window)
+    thickness = inner_thickness_px(
+        image, deep, lower, config.edge_window, at=config.thickness_at, span=config.thickness_span
+    )
     angle, _ = fascicle_orientation_deg(image, deep, lower, config)
     return thickness, angle
 
