@@ -61,6 +61,9 @@ class ArchitectureConfig:
         apo_max_divergence_deg: largest angle between the superficial aponeurosis and a deep one
             that is looked for by line search.
         threshold: probability above which a pixel belongs to an aponeurosis band.
+        band_sigma_rows: scale (rows, at a working height of 256 rows) of the ridge map that the
+            line search for a missed deep aponeurosis follows (:func:`continuous_ridge_map`).
+        line_prob_weight: weight of the segmenter's probability in that search.
         pair: how the aponeurosis pair is chosen among the segmenter's bands (see
             :class:`musclestate.roi.geometry.GeometryConfig`): "strongest" or "shallowest".
     """
@@ -77,6 +80,8 @@ class ArchitectureConfig:
     min_thickness: float = 0.15
     apo_max_divergence_deg: float = 8.0
     threshold: float = 0.5
+    band_sigma_rows: float = 3.0
+    line_prob_weight: float = 0.5
     pair: str = "strongest"
 
     def __post_init__(self) -> None:
@@ -210,6 +215,24 @@ def _fit_line(rows: np.ndarray, cover: np.ndarray) -> Line:
         cols = np.arange(width)
     slope, icpt = np.polyfit(cols, rows[cols], 1)
     return Line(float(icpt + slope * (width - 1) / 2), float(np.degrees(np.arctan(slope))))
+
+
+def continuous_ridge_map(image: np.ndarray, sigma_rows: float) -> np.ndarray:
+    """Where a near-horizontal bright band may run: 1 where the image's vertical second
+    derivative (Gaussian, ``sigma_rows`` across, 1 pixel along) is more negative than its median
+    over the image, else 0.
+
+    Averaged along a line, this is the fraction of columns where the line lies on a horizontal
+    ridge: an aponeurosis is such a ridge over most of the width, while a line across oblique
+    fascicles meets ridges only where it crosses one, however bright they are.
+
+    Returns:
+        ``(H, W)`` float32 of 0 and 1.
+    """
+    from scipy import ndimage
+
+    rv = -ndimage.gaussian_filter(np.asarray(image, np.float32), (sigma_rows, 1.0), order=(2, 0))
+    return (rv > np.median(rv)).astype(np.float32)
 
 
 def search_line(
@@ -509,14 +532,13 @@ def measure_image(
     deep = _fit_line(geo.deep_row, geo.deep_cover) if geo.found_deep else None
     source = "network" if deep is not None else ""
     if sup is not None and (deep is None or not geo.found):
-        # the faint band the network missed: the best line below the superficial one in the sum
-        # of probability and horizontal-ridge strength (at a working height of 256 rows)
+        # the faint band the network missed: the straight line (at a working height of 256
+        # rows) along which a horizontal ridge runs most continuously, plus probability
         f = max(1.0, h / 256.0)
         small = _downscale(image, f)
-        ridge = np.maximum(-ndimage.gaussian_filter(small, 2.0, order=(2, 0)), 0.0)
-        ridge /= float(np.percentile(ridge, 99)) + 1e-6
         prob_small = ndimage.zoom(probability, (small.shape[0] / h, small.shape[1] / w), order=1)
-        evidence = np.clip(ridge, 0.0, 1.0) + prob_small
+        evidence = continuous_ridge_map(small, config.band_sigma_rows)
+        evidence += config.line_prob_weight * prob_small
         found = search_line(
             evidence,
             (sup.row_c + config.min_thickness * h) / f,
