@@ -36,6 +36,9 @@ import numpy as np
 
 from musclestate.errors import InputError
 
+#: Where the inner edges of the aponeurosis bands come from (see :func:`inner_thickness_px`).
+EDGE_SOURCES = ("profile", "mask")
+
 
 @dataclass(frozen=True)
 class ArchitectureConfig:
@@ -55,6 +58,8 @@ class ArchitectureConfig:
             looked for.
         thickness_at: where thickness is read, as a fraction of the image width from the left
             (0 = the left edge of the B-mode area, as the TimTrack observers read it).
+        thickness_edges: "profile" (edges from the grey-level profile across each band) or
+            "mask" (from the segmenter's thresholded band where it covers the band).
         thickness_span: thickness is the median over columns within this fraction of the width
             of ``thickness_at``.
         min_thickness: least distance between the aponeuroses as a fraction of image height.
@@ -74,9 +79,10 @@ class ArchitectureConfig:
     max_angle_deg: float = 70.0
     margin: float = 0.12
     ridge_quantile: float = 0.0
-    edge_window: float = 0.15
+    edge_window: float = 0.1
     thickness_at: float = 0.0
     thickness_span: float = 0.1
+    thickness_edges: str = "profile"
     min_thickness: float = 0.15
     apo_max_divergence_deg: float = 8.0
     threshold: float = 0.5
@@ -92,6 +98,10 @@ class ArchitectureConfig:
             raise InputError("margin must be in [0, 0.45) and edge_window in (0, 0.4)")
         if not 0 <= self.thickness_at <= 1 or not 0 < self.thickness_span <= 1:
             raise InputError("thickness_at must be in [0, 1] and thickness_span in (0, 1]")
+        if self.thickness_edges not in EDGE_SOURCES:
+            raise InputError(
+                f"unknown thickness_edges {self.thickness_edges!r}; use one of {EDGE_SOURCES}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -383,6 +393,7 @@ def inner_thickness_px(
     *,
     probability: np.ndarray | None = None,
     threshold: float = 0.5,
+    edges: str = "mask",
     at: float = 0.0,
     span: float = 0.1,
 ) -> float:
@@ -390,8 +401,9 @@ def inner_thickness_px(
 
     The edges are those of :func:`band_inner_edges` (the superficial band's deep edge, the deep
     band's superficial edge), each band's peak sought within a tenth of the line distance of its
-    line and its edge within ``edge_window`` times that distance; where ``probability`` is given,
-    its thresholded band gives the edge wherever it covers the band. The distance is read
+    line and its edge within ``edge_window`` times that distance; with ``edges="mask"`` and a
+    ``probability``, its thresholded band gives the edge wherever it covers the band
+    (``edges="profile"``: the grey-level profile alone). The distance is read
     vertically at the column ``at * (W - 1)`` (0 = the left edge of the image, where the observers
     of the TimTrack data read thickness, van der Zee & Kuo 2022, PLOS ONE 17(3): e0265752), as the
     median over the columns within ``span * W`` of it (:func:`thickness_at_column`).
@@ -405,7 +417,10 @@ def inner_thickness_px(
     if not np.isfinite(t).all() or np.median(t) < 8:
         return float("nan")
     t = np.maximum(t, 8.0)
-    mask = None if probability is None else np.asarray(probability) > threshold
+    if edges not in EDGE_SOURCES:
+        raise InputError(f"unknown edge source {edges!r}; use one of {EDGE_SOURCES}")
+    use_mask = edges == "mask" and probability is not None
+    mask = np.asarray(probability) > threshold if use_mask else None
     top = band_inner_edges(image, s_rows, +1, 0.1 * t, edge_window * t, mask)
     bottom = band_inner_edges(image, d_rows, -1, 0.1 * t, edge_window * t, mask)
     return thickness_at_column(top, bottom, at * (w - 1), span * w)
@@ -487,6 +502,45 @@ def fascicle_orientation_deg(
     return pick_fascicle_angle(angles, scores.sum(axis=0), apo, config.min_pennation_deg)
 
 
+def deep_line_search(
+    image: np.ndarray, probability: np.ndarray, sup: Line, config: ArchitectureConfig
+) -> Line | None:
+    """The deep aponeurosis where the segmenter missed it: a straight line below ``sup``.
+
+    At a working height of 256 rows, the line (within ``apo_max_divergence_deg`` of ``sup``,
+    at least ``min_thickness`` of the image height below it) of the highest mean of
+    :func:`continuous_ridge_map` plus ``line_prob_weight`` times the probability.
+
+    Args:
+        image: ``(H, W)`` grey image; probability: ``(H, W)`` segmenter output.
+        sup: the superficial aponeurosis line.
+        config: :class:`ArchitectureConfig`.
+
+    Returns:
+        The line in pixels of ``image``, or None where no line fits below ``sup``.
+    """
+    from scipy import ndimage
+
+    h, w = image.shape
+    f = max(1.0, h / 256.0)
+    small = _downscale(image, f)
+    prob_small = ndimage.zoom(
+        np.asarray(probability, np.float32), (small.shape[0] / h, small.shape[1] / w), order=1
+    )
+    evidence = continuous_ridge_map(small, config.band_sigma_rows)
+    evidence += config.line_prob_weight * prob_small
+    found = search_line(
+        evidence,
+        (sup.row_c + config.min_thickness * h) / f,
+        config.apo_max_divergence_deg,
+        centre_angle_deg=sup.angle_deg,
+    )
+    if found is None:
+        return None
+    line = found[0]
+    return Line(line.row_c * f + (f - 1) / 2, line.angle_deg)
+
+
 def measure_image(
     image: np.ndarray, probability: np.ndarray, config: ArchitectureConfig | None = None
 ) -> ImageArchitecture:
@@ -503,8 +557,6 @@ def measure_image(
     Raises:
         InputError: shapes differ or are not 2-D.
     """
-    from scipy import ndimage
-
     from musclestate.roi.geometry import GeometryConfig, fit_geometry
 
     config = config or ArchitectureConfig()
@@ -515,7 +567,7 @@ def measure_image(
             f"measure_image needs one (H, W) image and a probability map of the same shape, got "
             f"{image.shape} and {probability.shape}"
         )
-    h, w = image.shape
+    h = image.shape[0]
     geo = fit_geometry(
         probability,
         (1.0, 1.0),
@@ -532,22 +584,9 @@ def measure_image(
     deep = _fit_line(geo.deep_row, geo.deep_cover) if geo.found_deep else None
     source = "network" if deep is not None else ""
     if sup is not None and (deep is None or not geo.found):
-        # the faint band the network missed: the straight line (at a working height of 256
-        # rows) along which a horizontal ridge runs most continuously, plus probability
-        f = max(1.0, h / 256.0)
-        small = _downscale(image, f)
-        prob_small = ndimage.zoom(probability, (small.shape[0] / h, small.shape[1] / w), order=1)
-        evidence = continuous_ridge_map(small, config.band_sigma_rows)
-        evidence += config.line_prob_weight * prob_small
-        found = search_line(
-            evidence,
-            (sup.row_c + config.min_thickness * h) / f,
-            config.apo_max_divergence_deg,
-            centre_angle_deg=sup.angle_deg,
-        )
+        found = deep_line_search(image, probability, sup, config)
         if found is not None:
-            line = found[0]
-            deep = Line(line.row_c * f + (f - 1) / 2, line.angle_deg)
+            deep = found
             source = "line search"
             issues.append("deep aponeurosis found by line search")
     if sup is None or deep is None:
@@ -571,6 +610,7 @@ def measure_image(
         config.edge_window,
         probability=probability,
         threshold=config.threshold,
+        edges=config.thickness_edges,
         at=config.thickness_at,
         span=config.thickness_span,
     )
