@@ -421,9 +421,19 @@ def inner_thickness_px(
         raise InputError(f"unknown edge source {edges!r}; use one of {EDGE_SOURCES}")
     use_mask = edges == "mask" and probability is not None
     mask = np.asarray(probability) > threshold if use_mask else None
-    top = band_inner_edges(image, s_rows, +1, 0.1 * t, edge_window * t, mask)
-    bottom = band_inner_edges(image, d_rows, -1, 0.1 * t, edge_window * t, mask)
-    return thickness_at_column(top, bottom, at * (w - 1), span * w)
+    # only the columns read (and a margin for the smoothing) are filtered
+    x = at * (w - 1)
+    c0 = max(0, int(np.floor(x - max(span * w, 1.0))) - 12)
+    c1 = min(w, int(np.ceil(x + max(span * w, 1.0))) + 13)
+    cut = slice(c0, c1)
+    sub_mask = None if mask is None else mask[:, cut]
+    top = band_inner_edges(
+        image[:, cut], s_rows[cut], +1, 0.1 * t[cut], edge_window * t[cut], sub_mask
+    )
+    bottom = band_inner_edges(
+        image[:, cut], d_rows[cut], -1, 0.1 * t[cut], edge_window * t[cut], sub_mask
+    )
+    return thickness_at_column(top, bottom, x - c0, span * w)
 
 
 def _acute(a: float, b: float) -> float:
