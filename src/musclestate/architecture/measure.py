@@ -87,7 +87,7 @@ class ArchitectureConfig:
     apo_max_divergence_deg: float = 8.0
     threshold: float = 0.5
     band_sigma_rows: float = 3.0
-    line_prob_weight: float = 0.5
+    line_prob_weight: float = 0.25
     pair: str = "strongest"
 
     def __post_init__(self) -> None:
