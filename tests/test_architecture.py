@@ -15,9 +15,13 @@ from musclestate.architecture.evaluate import read_labels, summarise
 from musclestate.architecture.measure import (
     ArchitectureConfig,
     Line,
+    band_inner_edges,
+    continuous_ridge_map,
+    deep_line_search,
     inner_thickness_px,
     line_projection_scores,
     measure_image,
+    thickness_at_column,
 )
 from musclestate.errors import InputError
 
@@ -64,6 +68,65 @@ def test_inner_thickness_between_band_edges(synthetic_muscle) -> None:
     img, _ = synthetic_muscle(20.0, sup=50, deep=200)
     t = inner_thickness_px(img, Line(50.0, 0.0), Line(200.0, 0.0))
     assert abs(t - 141) <= 3
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_band_inner_edges_face_the_muscle(synthetic_muscle, use_mask: bool) -> None:
+    """Bands on rows 36-44 and 236-244: the superficial band's inner edge is its deep edge (44.5),
+    the deep band's its superficial edge (235.5), from the grey levels or from the mask."""
+    img, prob = synthetic_muscle(20.0)
+    w = img.shape[1]
+    mask = prob > 0.5 if use_mask else None
+    top = band_inner_edges(img, np.full(w, 40.0), +1, 20.0, 20.0, mask)
+    bottom = band_inner_edges(img, np.full(w, 240.0), -1, 20.0, 20.0, mask)
+    assert np.nanmedian(top) == pytest.approx(44.5, abs=1.0)
+    assert np.nanmedian(bottom) == pytest.approx(235.5, abs=1.0)
+    # the outer edges are not taken: the edge lies on the muscle's side of each band
+    assert np.nanmedian(top) > 40 and np.nanmedian(bottom) < 240
+
+
+def test_band_inner_edges_rejects_bad_direction(synthetic_muscle) -> None:
+    img, _ = synthetic_muscle(20.0)
+    with pytest.raises(InputError, match="towards"):
+        band_inner_edges(img, np.full(img.shape[1], 40.0), 0, 5.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("column", "span", "expected"),
+    [
+        (0.0, 4.0, 150.2),  # left edge: columns 0..4, distance 150 + 0.05 c
+        (100.0, 4.0, 155.0),  # centre of the columns 96..104
+        (199.0, 10.0, 159.7),  # right edge, one-sided
+    ],
+)
+def test_thickness_at_column_reads_where_asked(column: float, span: float, expected: float) -> None:
+    cols = np.arange(200, dtype=np.float64)
+    sup = 50.0 + 0.0 * cols
+    deep = 200.0 + 0.05 * cols
+    assert thickness_at_column(sup, deep, column, span) == pytest.approx(expected, abs=0.1)
+
+
+def test_thickness_at_column_ignores_missing_columns() -> None:
+    sup = np.array([10.0, np.nan, 10.0, 10.0, 10.0])
+    deep = np.array([30.0, 30.0, np.nan, 31.0, 32.0])
+    assert thickness_at_column(sup, deep, 0.0, 10.0) == pytest.approx(21.0)
+    assert np.isnan(thickness_at_column(sup[:2], deep[:2], 0.0, 10.0))
+
+
+def test_line_search_prefers_a_continuous_faint_band_over_bright_fascicles(
+    synthetic_muscle,
+) -> None:
+    """The deep band made fainter than the (bright, oblique) fascicles and absent from the
+    probability: the search follows the continuous band, not the brighter stripes."""
+    img, prob = synthetic_muscle(25.0, seed=3)
+    img = img.astype(np.float64)
+    img[236:245] = 95.0  # fainter than the stripes (up to 110 + speckle)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    prob[200:] = 0.0
+    deep = deep_line_search(img, prob, Line(40.0, 0.0), ArchitectureConfig())
+    assert deep is not None and abs(deep.row_c - 240) <= 3 and abs(deep.angle_deg) <= 1.0
+    ridge = continuous_ridge_map(img.astype(np.float32), 3.0)
+    assert ridge[238:243].mean() > 0.9 > ridge[100:200].mean()
 
 
 def test_measure_image_rejects_mismatched_shapes() -> None:
@@ -190,3 +253,23 @@ def test_real_timtrack_images_within_reach_of_observers(shared_data: Path, tmp_p
     assert res["overall"]["images"] == 4 and res["overall"]["found"] == 4
     for rec in res["images"]:
         assert abs(rec["fascicle_angle_error_deg"]) <= 4.0, rec["image"]
+
+
+def test_real_thickness_read_at_left_edge_between_inner_edges(shared_data: Path) -> None:
+    """Dataset 3 of the TimTrack observer data (MG, drazan2019-mg p6): the observers read
+    thickness between the bands' inner edges at the image's left edge. Read there, five images
+    lie within 8 px of the observers' mean; read between the band centres at the image's centre
+    (the old convention) they lie further than 10 px off."""
+    from musclestate.architecture.evaluate import load_labelled
+    from musclestate.roi.segment import load_segmenter
+
+    root = shared_data / "timtrack-architecture"
+    items = [it for it in read_labels(root / "labels.csv") if it.dataset == "3"][::20]
+    seg = load_segmenter()
+    for it in items:
+        image = load_labelled(root, it)
+        m = measure_image(image, seg.predict(image))
+        obs = float(np.mean(it.thickness_px))
+        assert m.found and m.deep_source == "network", it.image
+        assert abs(m.thickness_px - obs) <= 8.0, (it.image, m.thickness_px, obs)
+        assert m.deep_row_px - m.superficial_row_px - obs > 10.0, it.image

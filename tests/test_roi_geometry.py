@@ -115,3 +115,32 @@ def test_temporal_smoothing_removes_a_jump_and_bridges_short_gaps() -> None:
     assert bridged[6].deep_row[0] == pytest.approx(70, abs=1)
     with pytest.raises(InputError, match="odd"):
         smooth_geometries(frames, window=4)
+
+
+def test_strongest_pair_passes_over_a_band_above_the_superficial_aponeurosis() -> None:
+    """A short, faint fascia above a strong superficial band: "shallowest" takes the fascia,
+    "strongest" the two aponeuroses."""
+    prob = band_map([(30, 0.0, 0, W), (70, 0.0, 0, W)])
+    prob = np.maximum(prob, 0.6 * band_map([(8, 0.0, 20, 100)]))
+    shallow = fit_geometry(prob, SPACING)
+    strong = fit_geometry(prob, SPACING, GeometryConfig(pair="strongest"))
+    assert np.median(shallow.superficial_row) == pytest.approx(8, abs=1)
+    assert np.median(strong.superficial_row) == pytest.approx(30, abs=1)
+    assert np.median(strong.deep_row) == pytest.approx(70, abs=1)
+    assert any("extra band" in i for i in strong.issues)
+
+
+def test_strongest_pair_needs_near_parallel_bands() -> None:
+    """A long band 17 deg steep outweighs a short flat deep band but cannot pair with the flat
+    superficial one when at most 10 deg are allowed; without that limit it would."""
+    prob = band_map([(20, 0.0, 0, W), (35, 0.3, 0, W), (100, 0.0, 0, 70)])
+    g = fit_geometry(prob, SPACING, GeometryConfig(pair="strongest", max_divergence_deg=10))
+    assert np.median(g.superficial_row) == pytest.approx(20, abs=1)
+    assert np.median(g.deep_row) == pytest.approx(100, abs=1)
+    loose = fit_geometry(prob, SPACING, GeometryConfig(pair="strongest", max_divergence_deg=30))
+    assert np.median(loose.deep_row) != pytest.approx(100, abs=5)
+
+
+def test_unknown_pair_rule_is_refused() -> None:
+    with pytest.raises(InputError, match="pair rule"):
+        GeometryConfig(pair="deepest")

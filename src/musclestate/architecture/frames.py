@@ -13,7 +13,8 @@ Columns (physical units where the pixel spacing is known, else pixels and ``px``
 - ``mg_fascicle_to_superficial_deg``, ``mg_fascicle_to_deep_deg``: acute angles between the
   fascicle and each aponeurosis; ``mg_pennation_deg`` is the one to the deep aponeurosis;
 - ``superficial_angle_deg``, ``deep_angle_deg``: aponeurosis angles to the horizontal;
-- ``mg_thickness_mm``: between the aponeuroses' inner edges;
+- ``mg_thickness_mm``: between the aponeuroses' inner edges, read at the column ``thickness_at``
+  (default: the left edge of the image, as the TimTrack observers read it);
 - ``mg_fascicle_length_mm``: along the fascicle through the muscle's middle at the centre column,
   from aponeurosis to aponeurosis (the lines extended straight where the fascicle leaves the
   image; ``mg_fascicle_length_extrapolated`` is then 1);
@@ -177,7 +178,9 @@ def _soleus(
         return None
     line = found[0]
     lower = Line(line.row_c * f + (f - 1) / 2, line.angle_deg)
-    thickness = inner_thickness_px(image, deep, lower, config.edge_window)
+    thickness = inner_thickness_px(
+        image, deep, lower, config.edge_window, at=config.thickness_at, span=config.thickness_span
+    )
     angle, _ = fascicle_orientation_deg(image, deep, lower, config)
     return thickness, angle
 

@@ -9,9 +9,11 @@ bright line-like structure (Frangi et al. 1998, MICCAI, LNCS 1496:130).
    map; :func:`musclestate.roi.geometry.fit_geometry` finds its bands. A band the network misses
    (often the faint deep aponeurosis) is looked for by a line search over the sum of the
    probability and a horizontal-ridge map below the superficial band.
-2. Thickness. Observers measure between the inner edges of the bright bands: along each column of
-   the central part of the image, the edge is the steepest grey-level change next to the band's
-   peak, towards the muscle; the median over columns is reported.
+2. Thickness. Observers measure between the inner edges of the bright bands (the deep edge of the
+   superficial aponeurosis, the superficial edge of the deep one; :func:`band_inner_edges`), and
+   the TimTrack observers read it vertically at the left edge of the image: the distance is read
+   at the column ``thickness_at`` (a fraction of the width, 0 = left edge), as the median over
+   the nearby columns.
 3. Fascicle angle. In the muscle between the aponeuroses (a margin off each), at a scale where the
    muscle is ``work_thickness_px`` rows thick, a bright-ridge map (largest-magnitude negative
    Hessian eigenvalue, at each scale of ``ridge_sigmas_px``) is projected along candidate angles;
@@ -34,6 +36,9 @@ import numpy as np
 
 from musclestate.errors import InputError
 
+#: Where the inner edges of the aponeurosis bands come from (see :func:`inner_thickness_px`).
+EDGE_SOURCES = ("profile", "mask")
+
 
 @dataclass(frozen=True)
 class ArchitectureConfig:
@@ -51,10 +56,21 @@ class ArchitectureConfig:
         ridge_quantile: > 0 keeps only ridge pixels above this quantile (a binary line map).
         edge_window: how far (fraction of the thickness) from a band's peak its inner edge is
             looked for.
+        thickness_at: where thickness is read, as a fraction of the image width from the left
+            (0 = the left edge of the B-mode area, as the TimTrack observers read it).
+        thickness_edges: "profile" (edges from the grey-level profile across each band) or
+            "mask" (from the segmenter's thresholded band where it covers the band).
+        thickness_span: thickness is the median over columns within this fraction of the width
+            of ``thickness_at``.
         min_thickness: least distance between the aponeuroses as a fraction of image height.
         apo_max_divergence_deg: largest angle between the superficial aponeurosis and a deep one
             that is looked for by line search.
         threshold: probability above which a pixel belongs to an aponeurosis band.
+        band_sigma_rows: scale (rows, at a working height of 256 rows) of the ridge map that the
+            line search for a missed deep aponeurosis follows (:func:`continuous_ridge_map`).
+        line_prob_weight: weight of the segmenter's probability in that search.
+        pair: how the aponeurosis pair is chosen among the segmenter's bands (see
+            :class:`musclestate.roi.geometry.GeometryConfig`): "strongest" or "shallowest".
     """
 
     work_thickness_px: float = 120.0
@@ -63,10 +79,16 @@ class ArchitectureConfig:
     max_angle_deg: float = 70.0
     margin: float = 0.12
     ridge_quantile: float = 0.0
-    edge_window: float = 0.15
+    edge_window: float = 0.1
+    thickness_at: float = 0.0
+    thickness_span: float = 0.1
+    thickness_edges: str = "profile"
     min_thickness: float = 0.15
     apo_max_divergence_deg: float = 8.0
     threshold: float = 0.5
+    band_sigma_rows: float = 3.0
+    line_prob_weight: float = 0.25
+    pair: str = "strongest"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ridge_sigmas_px", tuple(float(s) for s in self.ridge_sigmas_px))
@@ -74,6 +96,12 @@ class ArchitectureConfig:
             raise InputError("work_thickness_px must be >= 20 and ridge_sigmas_px non-empty")
         if not 0 <= self.margin < 0.45 or not 0 < self.edge_window < 0.4:
             raise InputError("margin must be in [0, 0.45) and edge_window in (0, 0.4)")
+        if not 0 <= self.thickness_at <= 1 or not 0 < self.thickness_span <= 1:
+            raise InputError("thickness_at must be in [0, 1] and thickness_span in (0, 1]")
+        if self.thickness_edges not in EDGE_SOURCES:
+            raise InputError(
+                f"unknown thickness_edges {self.thickness_edges!r}; use one of {EDGE_SOURCES}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -199,6 +227,24 @@ def _fit_line(rows: np.ndarray, cover: np.ndarray) -> Line:
     return Line(float(icpt + slope * (width - 1) / 2), float(np.degrees(np.arctan(slope))))
 
 
+def continuous_ridge_map(image: np.ndarray, sigma_rows: float) -> np.ndarray:
+    """Where a near-horizontal bright band may run: 1 where the image's vertical second
+    derivative (Gaussian, ``sigma_rows`` across, 1 pixel along) is more negative than its median
+    over the image, else 0.
+
+    Averaged along a line, this is the fraction of columns where the line lies on a horizontal
+    ridge: an aponeurosis is such a ridge over most of the width, while a line across oblique
+    fascicles meets ridges only where it crosses one, however bright they are.
+
+    Returns:
+        ``(H, W)`` float32 of 0 and 1.
+    """
+    from scipy import ndimage
+
+    rv = -ndimage.gaussian_filter(np.asarray(image, np.float32), (sigma_rows, 1.0), order=(2, 0))
+    return (rv > np.median(rv)).astype(np.float32)
+
+
 def search_line(
     evidence: np.ndarray,
     row_min: float,
@@ -240,43 +286,154 @@ def search_line(
     return Line(best[1], best[2]), best[0]
 
 
-def inner_thickness_px(
-    image: np.ndarray, sup: Line, deep: Line, edge_window: float = 0.1, step: int = 4
-) -> float:
-    """Median distance between the inner edges of two aponeurosis bands (pixels).
+def band_inner_edges(
+    image: np.ndarray,
+    band_rows: np.ndarray,
+    towards: int,
+    search_px: np.ndarray | float,
+    window_px: np.ndarray | float,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Row of a bright band's inner edge (the edge that faces the muscle) in every column.
 
-    Along each ``step``-th column of the central 80 % of the image (grey levels smoothed over
-    2 rows x 3 columns), each band's brightest row is sought within a tenth of the line distance
-    of its line; its inner edge is the row of steepest grey-level change towards the muscle
-    within ``edge_window`` times the line distance of that peak (an edge by the largest
-    gradient, so the bright texture of the muscle cannot carry it away).
+    Convention (that of observers who draw an aponeurosis where the muscle begins): the inner
+    edge of the superficial aponeurosis is its DEEP edge (``towards=+1``, the muscle lies below
+    it), that of the deep aponeurosis its SUPERFICIAL edge (``towards=-1``). In each column the
+    band's brightest row within ``search_px`` of ``band_rows`` is its peak; the edge is the row of
+    steepest grey-level fall from that peak towards the muscle, within ``window_px`` of it (grey
+    levels smoothed over 2 rows x 3 columns). Where ``mask`` (the segmenter's thresholded band)
+    has pixels within ``search_px`` of the band, the edge is instead the mask's last pixel
+    towards the muscle plus half a pixel (the boundary between band and muscle pixels).
+
+    Args:
+        image: ``(H, W)`` grey image.
+        band_rows: ``(W,)`` rows of the band's centre line.
+        towards: +1 where the muscle lies below the band, -1 where above.
+        search_px: how far from ``band_rows`` the peak (or mask) is looked for, scalar or ``(W,)``.
+        window_px: how far from the peak the edge is looked for, scalar or ``(W,)``.
+        mask: optional ``(H, W)`` bool band mask.
+
+    Returns:
+        ``(W,)`` float64 edge rows (NaN in columns where the band lies outside the image).
+
+    Raises:
+        InputError: ``towards`` is not +1 or -1, or shapes do not match.
     """
     from scipy import ndimage
 
+    if towards not in (1, -1):
+        raise InputError(f"towards must be +1 (muscle below) or -1 (muscle above), got {towards}")
+    image = np.asarray(image)
     h, w = image.shape
+    band_rows = np.asarray(band_rows, np.float64)
+    if band_rows.shape != (w,) or (mask is not None and np.shape(mask) != (h, w)):
+        raise InputError(
+            f"band_inner_edges: band_rows must be ({w},) and mask ({h}, {w}), got "
+            f"{band_rows.shape} and {None if mask is None else np.shape(mask)}"
+        )
+    search = np.broadcast_to(np.asarray(search_px, np.float64), (w,))
+    window = np.maximum(np.broadcast_to(np.asarray(window_px, np.float64), (w,)), 2.0)
+    cols = np.arange(w)
     img = ndimage.gaussian_filter(np.asarray(image, np.float32), (2.0, 3.0))
     grad = np.gradient(img, axis=0)
+    # peak: brightest row within +-search of the line (vectorised over columns)
+    reach = int(np.ceil(search.max())) if np.isfinite(search).any() else 0
+    offs = np.arange(-reach, reach + 1)[:, None]
+    rows = np.rint(band_rows)[None, :] + offs
+    inside = (np.abs(offs) <= search[None, :]) & (rows >= 0) & (rows < h)
+    vals = np.where(inside, img[np.clip(rows, 0, h - 1).astype(np.int64), cols], -np.inf)
+    has = inside.any(axis=0) & np.isfinite(band_rows)
+    peak = rows[np.argmax(vals, axis=0), cols]
+    # edge: steepest fall from the peak towards the muscle, within the window
+    span = int(np.ceil(window.max()))
+    steps = np.arange(0, span + 1)[:, None]
+    erows = peak[None, :] + towards * steps
+    ok = (steps <= window[None, :]) & (erows >= 0) & (erows < h)
+    g = np.where(ok, towards * grad[np.clip(erows, 0, h - 1).astype(np.int64), cols], np.inf)
+    edge = np.where(has, erows[np.argmin(g, axis=0), cols], np.nan).astype(np.float64)
+    if mask is not None:
+        r = np.arange(h)[:, None]
+        near = np.asarray(mask, bool) & (np.abs(r - band_rows[None, :]) <= search[None, :])
+        any_m = near.any(axis=0)
+        if towards > 0:
+            medge = h - 1 - np.argmax(near[::-1], axis=0) + 0.5
+        else:
+            medge = np.argmax(near, axis=0) - 0.5
+        edge = np.where(any_m, medge, edge)
+    return edge
+
+
+def thickness_at_column(
+    superficial_edge: np.ndarray, deep_edge: np.ndarray, column: float, span_cols: float
+) -> float:
+    """Vertical distance between two edge curves, read at one column.
+
+    The median over the columns within ``span_cols`` of ``column`` (one-sided at the image's
+    edges) of ``deep_edge - superficial_edge``; the median keeps single bad columns out.
+
+    Args:
+        superficial_edge, deep_edge: ``(W,)`` rows (NaN where not found).
+        column: where to read, in columns (0 = the left edge of the image).
+        span_cols: half-width of the columns used.
+
+    Returns:
+        Distance in rows (NaN with fewer than 3 columns where both edges exist).
+    """
+    d = np.asarray(deep_edge, np.float64) - np.asarray(superficial_edge, np.float64)
+    cols = np.arange(d.size)
+    d = d[(np.abs(cols - column) <= max(span_cols, 1.0)) & np.isfinite(d)]
+    return float(np.median(d)) if d.size >= 3 else float("nan")
+
+
+def inner_thickness_px(
+    image: np.ndarray,
+    sup: Line,
+    deep: Line,
+    edge_window: float = 0.15,
+    *,
+    probability: np.ndarray | None = None,
+    threshold: float = 0.5,
+    edges: str = "mask",
+    at: float = 0.0,
+    span: float = 0.1,
+) -> float:
+    """Distance between the inner edges of two aponeurosis bands, in pixels.
+
+    The edges are those of :func:`band_inner_edges` (the superficial band's deep edge, the deep
+    band's superficial edge), each band's peak sought within a tenth of the line distance of its
+    line and its edge within ``edge_window`` times that distance; with ``edges="mask"`` and a
+    ``probability``, its thresholded band gives the edge wherever it covers the band
+    (``edges="profile"``: the grey-level profile alone). The distance is read
+    vertically at the column ``at * (W - 1)`` (0 = the left edge of the image, where the observers
+    of the TimTrack data read thickness, van der Zee & Kuo 2022, PLOS ONE 17(3): e0265752), as the
+    median over the columns within ``span * W`` of it (:func:`thickness_at_column`).
+
+    Returns:
+        Thickness in pixels (NaN where the lines are under 8 rows apart or no edge was found).
+    """
+    w = image.shape[1]
     s_rows, d_rows = sup.rows(w), deep.rows(w)
-    out = []
-    for c in range(int(0.1 * w), int(0.9 * w), step):
-        s, d = s_rows[c], d_rows[c]
-        t = d - s
-        if t < 8:
-            continue
-        prof, g = img[:, c], grad[:, c]
-        lo, hi = int(max(0, s - 0.1 * t)), int(min(h, s + 0.1 * t))
-        lo2, hi2 = int(max(0, d - 0.1 * t)), int(min(h, d + 0.1 * t))
-        if hi <= lo or hi2 <= lo2:
-            continue
-        sp = lo + int(np.argmax(prof[lo:hi]))
-        dp = lo2 + int(np.argmax(prof[lo2:hi2]))
-        win = max(2, int(edge_window * t))
-        if dp - sp < 2 * win:
-            continue
-        top = sp + int(np.argmin(g[sp : sp + win]))
-        bottom = dp - win + int(np.argmax(g[dp - win : dp + 1]))
-        out.append(bottom - top)
-    return float(np.median(out)) if out else float("nan")
+    t = d_rows - s_rows
+    if not np.isfinite(t).all() or np.median(t) < 8:
+        return float("nan")
+    t = np.maximum(t, 8.0)
+    if edges not in EDGE_SOURCES:
+        raise InputError(f"unknown edge source {edges!r}; use one of {EDGE_SOURCES}")
+    use_mask = edges == "mask" and probability is not None
+    mask = np.asarray(probability) > threshold if use_mask else None
+    # only the columns read (and a margin for the smoothing) are filtered
+    x = at * (w - 1)
+    c0 = max(0, int(np.floor(x - max(span * w, 1.0))) - 12)
+    c1 = min(w, int(np.ceil(x + max(span * w, 1.0))) + 13)
+    cut = slice(c0, c1)
+    sub_mask = None if mask is None else mask[:, cut]
+    top = band_inner_edges(
+        image[:, cut], s_rows[cut], +1, 0.1 * t[cut], edge_window * t[cut], sub_mask
+    )
+    bottom = band_inner_edges(
+        image[:, cut], d_rows[cut], -1, 0.1 * t[cut], edge_window * t[cut], sub_mask
+    )
+    return thickness_at_column(top, bottom, x - c0, span * w)
 
 
 def _acute(a: float, b: float) -> float:
@@ -355,6 +512,45 @@ def fascicle_orientation_deg(
     return pick_fascicle_angle(angles, scores.sum(axis=0), apo, config.min_pennation_deg)
 
 
+def deep_line_search(
+    image: np.ndarray, probability: np.ndarray, sup: Line, config: ArchitectureConfig
+) -> Line | None:
+    """The deep aponeurosis where the segmenter missed it: a straight line below ``sup``.
+
+    At a working height of 256 rows, the line (within ``apo_max_divergence_deg`` of ``sup``,
+    at least ``min_thickness`` of the image height below it) of the highest mean of
+    :func:`continuous_ridge_map` plus ``line_prob_weight`` times the probability.
+
+    Args:
+        image: ``(H, W)`` grey image; probability: ``(H, W)`` segmenter output.
+        sup: the superficial aponeurosis line.
+        config: :class:`ArchitectureConfig`.
+
+    Returns:
+        The line in pixels of ``image``, or None where no line fits below ``sup``.
+    """
+    from scipy import ndimage
+
+    h, w = image.shape
+    f = max(1.0, h / 256.0)
+    small = _downscale(image, f)
+    prob_small = ndimage.zoom(
+        np.asarray(probability, np.float32), (small.shape[0] / h, small.shape[1] / w), order=1
+    )
+    evidence = continuous_ridge_map(small, config.band_sigma_rows)
+    evidence += config.line_prob_weight * prob_small
+    found = search_line(
+        evidence,
+        (sup.row_c + config.min_thickness * h) / f,
+        config.apo_max_divergence_deg,
+        centre_angle_deg=sup.angle_deg,
+    )
+    if found is None:
+        return None
+    line = found[0]
+    return Line(line.row_c * f + (f - 1) / 2, line.angle_deg)
+
+
 def measure_image(
     image: np.ndarray, probability: np.ndarray, config: ArchitectureConfig | None = None
 ) -> ImageArchitecture:
@@ -371,8 +567,6 @@ def measure_image(
     Raises:
         InputError: shapes differ or are not 2-D.
     """
-    from scipy import ndimage
-
     from musclestate.roi.geometry import GeometryConfig, fit_geometry
 
     config = config or ArchitectureConfig()
@@ -383,11 +577,16 @@ def measure_image(
             f"measure_image needs one (H, W) image and a probability map of the same shape, got "
             f"{image.shape} and {probability.shape}"
         )
-    h, w = image.shape
+    h = image.shape[0]
     geo = fit_geometry(
         probability,
         (1.0, 1.0),
-        GeometryConfig(threshold=config.threshold, min_thickness_mm=config.min_thickness * h),
+        GeometryConfig(
+            threshold=config.threshold,
+            min_thickness_mm=config.min_thickness * h,
+            pair=config.pair,
+            max_divergence_deg=2 * config.apo_max_divergence_deg,
+        ),
     )
     issues = list(geo.issues)
     nan = float("nan")
@@ -395,23 +594,9 @@ def measure_image(
     deep = _fit_line(geo.deep_row, geo.deep_cover) if geo.found_deep else None
     source = "network" if deep is not None else ""
     if sup is not None and (deep is None or not geo.found):
-        # the faint band the network missed: the best line below the superficial one in the sum
-        # of probability and horizontal-ridge strength (at a working height of 256 rows)
-        f = max(1.0, h / 256.0)
-        small = _downscale(image, f)
-        ridge = np.maximum(-ndimage.gaussian_filter(small, 2.0, order=(2, 0)), 0.0)
-        ridge /= float(np.percentile(ridge, 99)) + 1e-6
-        prob_small = ndimage.zoom(probability, (small.shape[0] / h, small.shape[1] / w), order=1)
-        evidence = np.clip(ridge, 0.0, 1.0) + prob_small
-        found = search_line(
-            evidence,
-            (sup.row_c + config.min_thickness * h) / f,
-            config.apo_max_divergence_deg,
-            centre_angle_deg=sup.angle_deg,
-        )
+        found = deep_line_search(image, probability, sup, config)
         if found is not None:
-            line = found[0]
-            deep = Line(line.row_c * f + (f - 1) / 2, line.angle_deg)
+            deep = found
             source = "line search"
             issues.append("deep aponeurosis found by line search")
     if sup is None or deep is None:
@@ -428,7 +613,17 @@ def measure_image(
             source,
             tuple(issues),
         )
-    thickness = inner_thickness_px(image, sup, deep, config.edge_window)
+    thickness = inner_thickness_px(
+        image,
+        sup,
+        deep,
+        config.edge_window,
+        probability=probability,
+        threshold=config.threshold,
+        edges=config.thickness_edges,
+        at=config.thickness_at,
+        span=config.thickness_span,
+    )
     angle, score = fascicle_orientation_deg(image, sup, deep, config)
     return ImageArchitecture(
         found=True,

@@ -27,6 +27,7 @@ import numpy as np
 from musclestate.errors import InputError
 
 LINES = ("superficial", "deep")
+PAIR_RULES = ("shallowest", "strongest")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class GeometryConfig:
             band's line (median over their columns) join that band.
         min_thickness_mm: least distance between superficial and deep aponeurosis.
         sol_depth_mm: depth of the SOL region below the deep aponeurosis.
+        pair: how the two aponeuroses are chosen among more than two bands: "shallowest" (the
+            shallowest long band is the superficial one) or "strongest" (the pair at least
+            ``min_thickness_mm`` apart, within ``max_divergence_deg`` of parallel, of the largest
+            summed probability mass; a brighter fascia above the superficial aponeurosis or a
+            bright fascicle then loses to the aponeurosis).
+        max_divergence_deg: largest angle between the two aponeuroses of a "strongest" pair.
     """
 
     threshold: float = 0.5
@@ -50,8 +57,12 @@ class GeometryConfig:
     join_tolerance: float = 0.025
     min_thickness_mm: float = 4.0
     sol_depth_mm: float = 20.0
+    pair: str = "shallowest"
+    max_divergence_deg: float = 15.0
 
     def __post_init__(self) -> None:
+        if self.pair not in PAIR_RULES:
+            raise InputError(f"unknown pair rule {self.pair!r}; use one of {PAIR_RULES}")
         if not 0 < self.threshold < 1:
             raise InputError(f"geometry threshold must be in (0, 1), got {self.threshold}")
         if self.sol_depth_mm <= 0 or self.min_thickness_mm < 0:
@@ -228,6 +239,7 @@ class _Band:
     cols: np.ndarray
     rows: np.ndarray
     widths: np.ndarray
+    mass: float = 0.0
 
     def line(self) -> np.ndarray:
         deg = 1 if self.cols.size > 1 else 0
@@ -254,7 +266,8 @@ def _bands(prob: np.ndarray, config: GeometryConfig) -> list[_Band]:
         comp = labels[sl] == i
         cols, rows = _band_points(comp, prob[sl])
         widths = comp.sum(axis=0)[cols].astype(np.float64)
-        frags.append(_Band(cols + sl[1].start, rows + sl[0].start, widths))
+        mass = float((comp * prob[sl]).sum())
+        frags.append(_Band(cols + sl[1].start, rows + sl[0].start, widths, mass))
     frags.sort(key=lambda b: -b.n_cols())
     tol = max(3.0, config.join_tolerance * h)
     bands: list[_Band] = []
@@ -266,10 +279,38 @@ def _bands(prob: np.ndarray, config: GeometryConfig) -> list[_Band]:
                 b.cols = np.concatenate([b.cols, f.cols])
                 b.rows = np.concatenate([b.rows, f.rows])
                 b.widths = np.concatenate([b.widths, f.widths])
+                b.mass += f.mass
                 break
         else:
-            bands.append(_Band(f.cols.copy(), f.rows.copy(), f.widths.copy()))
+            bands.append(_Band(f.cols.copy(), f.rows.copy(), f.widths.copy(), f.mass))
     return bands
+
+
+def strongest_pairs(
+    curves: Sequence[tuple[Any, np.ndarray]], min_sep_rows: float, max_divergence_deg: float
+) -> list[tuple[Any, Any]]:
+    """Plausible (superficial, deep) pairs of bands, strongest first.
+
+    A pair is plausible when the deeper band lies at least ``min_sep_rows`` below the other
+    (median over the columns) and their straight-line angles differ by at most
+    ``max_divergence_deg``; pairs are ranked by the summed probability mass of the two bands
+    (a long, bright, continuous band outweighs a short or faint one).
+
+    Args:
+        curves: ``(band, (W,) rows)`` per band, the band having ``mass`` and ``line()``.
+        min_sep_rows: least distance between the two bands in rows.
+        max_divergence_deg: largest angle between them in degrees.
+    """
+    out = []
+    for a, b in itertools.permutations(curves, 2):
+        if np.median(b[1] - a[1]) < min_sep_rows:
+            continue
+        ang = [np.degrees(np.arctan(c[0].line()[0])) if c[0].cols.size > 1 else 0.0 for c in (a, b)]
+        if abs(ang[0] - ang[1]) > max_divergence_deg:
+            continue
+        out.append((a[0].mass + b[0].mass, a, b))
+    out.sort(key=lambda x: -x[0])
+    return [(a, b) for _, a, b in out]
 
 
 def fit_geometry(
@@ -287,9 +328,10 @@ def fit_geometry(
     Returns:
         :class:`MuscleGeometry`. The shallowest long band is the superficial aponeurosis; the deep
         one is the longest band at least ``min_thickness_mm`` below it (of near-equal lengths, the
-        shallower, so that a deeper soleus band is not taken for it). A missing band leaves NaN and
-        an issue; with only one band found, its depth (above or below a third of the image) decides
-        which one it is, and the issues say so.
+        shallower, so that a deeper soleus band is not taken for it); with ``config.pair ==
+        "strongest"`` the pair is chosen by :func:`strongest_pairs` instead. A missing band leaves
+        NaN and an issue; with only one band found, its depth (above or below a third of the
+        image) decides which one it is, and the issues say so.
     """
     config = config or GeometryConfig()
     prob = np.asarray(prob, np.float32)
@@ -309,9 +351,22 @@ def fit_geometry(
     # depth of each candidate: median of its curve over its own columns
     curves.sort(key=lambda bc: float(np.median(bc[1][np.unique(bc[0].cols)])))
     sup = deep = None
-    if len(curves) >= 2:
+    sep = config.min_thickness_mm / row_mm
+    if len(curves) >= 2 and config.pair == "strongest":
+        pairs = strongest_pairs(curves, sep, config.max_divergence_deg)
+        if pairs:
+            sup, deep = pairs[0]
+        else:
+            # no plausible pair: the strongest band alone, placed by depth below
+            curves = [max(curves, key=lambda c: c[0].mass)]
+            issues.append("no two bands form a plausible pair: the strongest band kept")
+    if sup is not None:
+        extra = [c for c in curves if c is not sup and c is not deep]
+        if extra:
+            rows_txt = ", ".join(f"{np.median(c[1]):.0f}" for c in extra)
+            issues.append(f"{len(extra)} extra band(s) passed over (median rows {rows_txt})")
+    elif len(curves) >= 2:
         sup = curves[0]
-        sep = config.min_thickness_mm / row_mm
         below = [c for c in curves[1:] if np.median(c[1] - sup[1]) >= sep]
         if below:
             best = max(c[0].n_cols() for c in below)
