@@ -109,3 +109,21 @@ def test_ensemble_refuses_extra_outputs_and_zero_members() -> None:
         build_network("compact_resnet", 2, 3, members=2, n_extra=4)
     with pytest.raises(ConfigError, match="members"):
         build_network("compact_resnet", 2, 3, members=0)
+
+
+def test_fused_network_holds_wild_measures_at_the_limit() -> None:
+    import torch
+
+    from musclestate.models.networks import FEATURE_Z_LIMIT, build_network
+
+    torch.manual_seed(0)
+    net = build_network("compact_resnet", 2, 2, {"widths": [8]}, n_features=3).eval()
+    torch.nn.init.normal_(net.feature_head.weight)
+    net.set_feature_norm([10.0, 0.0, 5.0], [2.0, 1.0, 1.0])
+    x = torch.rand(1, 2, 16, 16)
+    at_limit = torch.tensor([[10.0 + 2.0 * FEATURE_Z_LIMIT, 0.0, 5.0]])
+    wild = torch.tensor([[10.0 + 2.0 * 1000, 0.0, 5.0]])
+    inside = torch.tensor([[10.0 + 2.0 * 2, 0.0, 5.0]])
+    with torch.no_grad():
+        assert torch.allclose(net(x, wild), net(x, at_limit))
+        assert not torch.allclose(net(x, inside), net(x, at_limit))

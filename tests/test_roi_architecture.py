@@ -101,6 +101,8 @@ def test_fascicle_length_is_thickness_over_sine_of_pennation() -> None:
     assert fascicle_length_mm(20.0, 30.0) == pytest.approx(40.0)
     assert fascicle_length_mm(15.0, 90.0) == pytest.approx(15.0)
     assert np.isnan(fascicle_length_mm(20.0, 0.5))  # near-parallel: diverges, refused
+    assert np.isnan(fascicle_length_mm(20.0, 9.0))  # 1 deg error would move it by > 10 %
+    assert fascicle_length_mm(20.0, 10.0) == pytest.approx(20.0 / np.sin(np.radians(10.0)))
     assert np.isnan(fascicle_length_mm(float("nan"), 20.0))
 
 

@@ -73,3 +73,19 @@ def test_missing_features_fall_back_to_the_training_mean() -> None:
     assert np.all(np.isfinite(pred))
     np.testing.assert_allclose(pred[0], yt.mean(axis=0), rtol=0.05)
     assert pytest.approx(pred[0]) == pred[1]
+
+
+def test_a_wild_measure_is_held_at_the_limit_of_the_training_spread() -> None:
+    from musclestate.models.networks import FEATURE_Z_LIMIT
+
+    xt, yt = _linear(200, 0, 0.01)
+    model = RidgeBaseline.fit_nested(xt, yt, _people(4, 50), alphas=(0.1,), max_widen=0)
+    at_limit = xt[:1].copy()
+    at_limit[0, 0] = model.x_mean[0] + FEATURE_Z_LIMIT * model.x_sd[0]
+    wild = at_limit.copy()
+    wild[0, 0] = model.x_mean[0] + 1000 * model.x_sd[0]  # a failed single-frame estimate
+    np.testing.assert_allclose(model.predict(wild), model.predict(at_limit))
+    # inside the limit the relation is followed
+    inside = at_limit.copy()
+    inside[0, 0] = model.x_mean[0] + 2 * model.x_sd[0]
+    assert not np.allclose(model.predict(inside), model.predict(at_limit))

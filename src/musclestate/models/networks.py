@@ -32,6 +32,11 @@ from musclestate.errors import ConfigError
 
 #: Range of the log-variance outputs used wherever they are turned into a variance.
 LOGVAR_RANGE = (-12.0, 8.0)
+#: Standardised architecture measures are held within +- this many training SDs wherever a
+#: model reads them (the fused network, the feature baseline): a single-frame estimate that
+#: fails (a fascicle orientation near the aponeurosis's, and the fascicle length it implies)
+#: cannot then outweigh every other input of a person never seen in training.
+FEATURE_Z_LIMIT = 5.0
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -179,6 +184,7 @@ class FusedNetwork(nn.Module):
         """``x (N, C, h, w)`` 0..1 and ``features (N, F)`` in their units -> ``(N, n_outputs)``."""
         z = (features.to(x.dtype) - self.feature_mean) / self.feature_sd
         z = torch.where(torch.isfinite(z), z, torch.zeros_like(z))
+        z = torch.clamp(z, -FEATURE_Z_LIMIT, FEATURE_Z_LIMIT)
         return self.image_net(x) + self.feature_head(z)
 
 

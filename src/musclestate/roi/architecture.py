@@ -177,14 +177,23 @@ def dominant_orientation_deg(
     return float(bins[int(np.argmax(prof))] + 0.5)
 
 
+#: Least pennation at which :func:`fascicle_length_mm` gives a length (degrees).
+MIN_PENNATION_FOR_LENGTH_DEG = 10.0
+
+
 def fascicle_length_mm(thickness_mm: float, pennation_deg: float) -> float:
     """Length of a straight fascicle crossing a muscle of ``thickness_mm`` at ``pennation_deg``.
 
     ``L = thickness / sin(pennation)`` (the trigonometric estimate; Kwah et al. 2013, J Appl
-    Physiol 114:761-769). NaN where either is undefined or the pennation is below 1 degree (the
-    estimate diverges as the fascicle turns parallel to the aponeurosis).
+    Physiol 114:761-769). NaN where either is undefined or the pennation is below
+    :data:`MIN_PENNATION_FOR_LENGTH_DEG`: the relative error is ``dL / L = -cot(pennation) d
+    pennation``, so below 10 degrees one degree of orientation error moves the length by more
+    than 10 % (and the estimate diverges as the fascicle turns parallel to the aponeurosis).
     """
-    if not (np.isfinite(thickness_mm) and np.isfinite(pennation_deg)) or pennation_deg < 1.0:
+    if (
+        not (np.isfinite(thickness_mm) and np.isfinite(pennation_deg))
+        or pennation_deg < MIN_PENNATION_FOR_LENGTH_DEG
+    ):
         return float("nan")
     return float(thickness_mm / np.sin(np.radians(pennation_deg)))
 

@@ -72,8 +72,11 @@ class RidgeBaseline:
 
     @staticmethod
     def _prep(x: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+        from musclestate.models.networks import FEATURE_Z_LIMIT
+
         z = (np.asarray(x, dtype=np.float64) - mean) / sd
-        return np.where(np.isfinite(z), z, 0.0)  # missing feature (ROI not found) -> mean
+        z = np.where(np.isfinite(z), z, 0.0)  # missing feature (ROI not found) -> mean
+        return np.clip(z, -FEATURE_Z_LIMIT, FEATURE_Z_LIMIT)
 
     @classmethod
     def _fit_fixed(cls, x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> RidgeBaseline:
