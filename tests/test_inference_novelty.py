@@ -122,7 +122,7 @@ def test_clearly_shifted_measures_are_flagged(
     assert np.mean(nov.flag(as_table(shifted))) >= np.mean(box_flags(train, shifted))
 
 
-def test_missing_measures_do_not_flag_and_constant_ones_are_left_out() -> None:
+def test_frames_missing_a_measure_are_judged_on_the_others() -> None:
     rng = np.random.default_rng(3)
     x, _ = measures(6, 100, rng)
     x[:, COL["mg_echo"]] = 50.0  # no spread in training: left out
@@ -133,7 +133,11 @@ def test_missing_measures_do_not_flag_and_constant_ones_are_left_out() -> None:
     far[:, THICK] *= 3
     far[1, PENN] = np.nan
     table = as_table(far)
-    assert nov.flag(table).tolist() == [True, False, True, True]
+    assert nov.flag(table).tolist() == [True, True, True, True]  # row 1 on its other measures
+    near = x[1:3].copy()
+    near[0, PENN] = np.nan
+    assert nov.flag(as_table(near)).tolist() == [False, False]
+    assert np.isnan(nov.distance(as_table(np.full_like(near, np.nan)))).all()
     del table["sol_echo"]  # a measure the ROI stage does not give: judged on targets alone
     assert not nov.flag(table).any()
     assert FeatureNovelty.fit(x[:10], FEATURE_NAMES) is None  # too few frames for 10 measures

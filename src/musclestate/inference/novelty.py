@@ -209,16 +209,36 @@ class FeatureNovelty:
         }
 
     def distance(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
-        """``(N,)`` Mahalanobis distance; NaN for frames missing any of :attr:`names`."""
+        """``(N,)`` Mahalanobis distance over the measures each frame has.
+
+        A frame missing some of :attr:`names` (NaN: a fascicle length at too low a pennation, a
+        region not measured) is judged on the others, under their marginal covariance (the
+        sub-block of the fitted one), against the same threshold; fewer measures give smaller
+        distances, so this errs towards not flagging. NaN for frames with none of them, and for
+        every frame when a measure is absent altogether (a ROI stage that does not give it).
+        """
         n = len(next(iter(features.values()), []))
         if not all(k in features for k in self.names):
             return np.full(n, np.nan)
         x = np.stack([np.asarray(features[k], np.float64) for k in self.names], axis=1)
         diff = x.reshape(n, len(self.names)) - self.mean
-        d2 = np.einsum("ni,ij,nj->n", diff, self._precision, diff)
-        return np.sqrt(np.clip(d2, 0.0, None))
+        present = np.isfinite(diff)
+        out = np.full(n, np.nan)
+        cov = None
+        for pattern in np.unique(present, axis=0):
+            if not pattern.any():
+                continue
+            rows = np.all(present == pattern, axis=1)
+            if pattern.all():
+                precision = self._precision
+            else:
+                cov = np.linalg.inv(self._precision) if cov is None else cov
+                precision = np.linalg.inv(cov[np.ix_(pattern, pattern)])
+            d = diff[np.ix_(rows, pattern)]
+            out[rows] = np.sqrt(np.clip(np.einsum("ni,ij,nj->n", d, precision, d), 0.0, None))
+        return out
 
     def flag(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
-        """``(N,)`` bool: True where the distance exceeds the threshold (False where NaN)."""
+        """``(N,)`` bool: True where :meth:`distance` exceeds the threshold (False where NaN)."""
         with np.errstate(invalid="ignore"):
             return self.distance(features) > self.threshold
