@@ -161,9 +161,12 @@ def dominant_orientation_deg(
         return float("nan")
     sub = np.where(m, sub - sub[m].mean(), 0.0)
     sub *= np.outer(np.hanning(sub.shape[0]), np.hanning(sub.shape[1]))
-    power = np.abs(np.fft.fft2(sub)) ** 2
+    # The image is real, so its power spectrum is point-symmetric and a wave vector and its
+    # negative give the same line orientation: the half plane kx >= 0 (rfft2) holds every bin's
+    # mean power at half the cost.
+    power = np.abs(np.fft.rfft2(sub)) ** 2
     ky = np.fft.fftfreq(sub.shape[0], spacing[0])[:, None]
-    kx = np.fft.fftfreq(sub.shape[1], spacing[1])[None, :]
+    kx = np.fft.rfftfreq(sub.shape[1], spacing[1])[None, :]
     kr = np.hypot(kx, ky)
     band = (kr > 1.0 / spacing_band_mm[1]) & (kr < 1.0 / spacing_band_mm[0])
     if not band.any():
