@@ -40,7 +40,6 @@ from musclestate.architecture.measure import (
     fascicle_orientation_deg,
     inner_thickness_px,
     measure_image,
-    search_line,
 )
 from musclestate.errors import InputError
 from musclestate.progress import ProgressFn, emit
@@ -161,23 +160,16 @@ def _soleus(
     """SOL thickness (px) and fascicle angle (px degrees) below the deep aponeurosis, or None."""
     from scipy import ndimage
 
-    from musclestate.architecture.measure import _downscale
+    from musclestate.architecture.measure import _downscale, line_below
 
     h = image.shape[0]
     f = max(1.0, h / 256.0)
     small = _downscale(image, f)
     ridge = np.maximum(-ndimage.gaussian_filter(small, 2.0, order=(2, 0)), 0.0)
     ridge /= float(np.percentile(ridge, 99)) + 1e-6
-    found = search_line(
-        np.clip(ridge, 0.0, 1.0),
-        (deep.row_c + config.min_thickness * h) / f,
-        config.apo_max_divergence_deg,
-        centre_angle_deg=deep.angle_deg,
-    )
-    if found is None:
+    lower = line_below(np.clip(ridge, 0.0, 1.0), deep, h, f, config)
+    if lower is None:
         return None
-    line = found[0]
-    lower = Line(line.row_c * f + (f - 1) / 2, line.angle_deg)
     thickness = inner_thickness_px(
         image, deep, lower, config.edge_window, at=config.thickness_at, span=config.thickness_span
     )

@@ -539,11 +539,20 @@ def deep_line_search(
     )
     evidence = continuous_ridge_map(small, config.band_sigma_rows)
     evidence += config.line_prob_weight * prob_small
+    return line_below(evidence, sup, h, f, config)
+
+
+def line_below(
+    evidence: np.ndarray, above: Line, h: int, f: float, config: ArchitectureConfig
+) -> Line | None:
+    """The straightest strong line of ``evidence`` (an image downscaled by ``f`` from ``h``
+    rows) at least ``config.min_thickness * h`` below ``above`` and within
+    ``config.apo_max_divergence_deg`` of it, in full-size pixels; None where none fits."""
     found = search_line(
         evidence,
-        (sup.row_c + config.min_thickness * h) / f,
+        (above.row_c + config.min_thickness * h) / f,
         config.apo_max_divergence_deg,
-        centre_angle_deg=sup.angle_deg,
+        centre_angle_deg=above.angle_deg,
     )
     if found is None:
         return None
